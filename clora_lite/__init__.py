@@ -1,0 +1,9 @@
+"""clora_lite: a small teaching kit and reference implementation of C-LoRA
+("C-LoRA: Continual Low-Rank Adaptation for Pre-trained Models", Zhang, Bai, Yang, Liang, 2025)."""
+from .lora import LoRALinear
+from .clora import CLoRALinear, from_loras
+from .adapters import add_adapters, adapters_of, consolidate, merge_adapters, orthogonality_loss
+
+__version__ = "0.1.0"
+__all__ = ["LoRALinear", "CLoRALinear", "from_loras", "add_adapters", "adapters_of", "consolidate",
+           "merge_adapters", "orthogonality_loss"]

@@ -1,5 +1,5 @@
+# Loaded by pytest before anything runs; the notebook kernels that nbval starts inherit this environment.
 import os
 
-os.environ.setdefault("PLOTLY_RENDERER", "plotly_mimetype")
-os.environ.setdefault("CLORA_SMOKE", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("CLORA_SMOKE", "1")                      # notebooks in their CI size
+os.environ.setdefault("PLOTLY_RENDERER", "plotly_mimetype")    # no embedded plotly.js

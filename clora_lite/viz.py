@@ -29,12 +29,14 @@ def plot_acc_matrix(results: dict, ax=None):
 def plot_curves(all_results: list, ax=None):
     """Accuracy over all seen classes (A_t) after each task, one line per method."""
     ax = ax or plt.subplots(figsize=(6, 4))[1]
-    for r in all_results:
+    markers = "osD^vP*Xh<>"
+    for i, r in enumerate(all_results):
         A = r["seen_acc"]
         if len(A) == 1:   # joint: one number, drawn as a dashed level
             ax.axhline(A[0], ls="--", color="gray", label=f"{r['label'] if 'label' in r else r['method']} (upper bound)")
         else:
-            ax.plot(range(1, len(A) + 1), A, marker="o", label=r.get("label", r["method"]))
+            ax.plot(range(1, len(A) + 1), A, marker=markers[i % len(markers)], alpha=0.85, markerfacecolor="none",
+                    label=r.get("label", r["method"]))
     ax.set_xlabel("tasks learned")
     ax.set_ylabel("accuracy on all seen classes (%)")
     ax.set_ylim(0, 100)

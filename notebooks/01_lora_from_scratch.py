@@ -200,6 +200,7 @@ def rank_k_picture(k):
         ax.imshow(M, cmap="RdBu", vmin=-lim, vmax=lim)
         ax.set_title(title); ax.set_xlabel("input dimension"); ax.set_ylabel("output dimension")
     fig.suptitle(f"relative error ||ΔW − ΔW_k|| / ||ΔW|| = {err:.3f}")
+    fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=72)
     plt.close(fig)
@@ -380,9 +381,11 @@ ax.legend()
 plt.show()
 
 # %% [markdown]
-# The single LoRA keeps rewriting the same low-rank update for each new task, and the classes of task 1 fade.
-# Two obvious fixes each cost something: a *new* LoRA per task (the memory grows with every task, and at test
-# time we would need to know which one to use), or freezing the backbone (nothing new is learned).
+# The single LoRA keeps rewriting the same low-rank update for each new task, and the classes of task 1 fade —
+# so badly that the untouched pre-trained backbone (orange) remembers task 1 far better. Two obvious fixes each
+# cost something: a *new* LoRA per task (the memory grows with every task, and at test time we would need to
+# know which one to use), or freezing the backbone (it forgets little, but learns nothing new about the new
+# classes: section 1 showed how much adaptation is worth on a single task).
 # **C-LoRA** keeps one shared pair $A, B$ and learns a small $r \times r$ **routing matrix** between them,
 # $B (R_\text{old} + R_\Delta) A$, so that each task's change is steered away from what earlier tasks use.
 # That is notebook 02.

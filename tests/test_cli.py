@@ -84,3 +84,28 @@ def test_exit_status_is_2_from_a_real_process(tmp_path):
                        capture_output=True, text=True)
     assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "rank=-3" in p.stderr
     assert "Traceback" not in p.stderr
+
+
+def test_compare_writes_one_folder_per_method_and_summaries(tmp_path, capsys):
+    import csv
+    import json
+    out = tmp_path / "cmp"
+    assert main(["compare", "--methods", "frozen,clora,clora_no_orth", "--out", str(out), "--benchmark", "synthetic",
+                 "--classes", "4", "--tasks", "2", "--train-per-class", "8", "--test-per-class", "4", "--epochs", "1",
+                 "--batch", "8", "--no-pretrained", "--device", "cpu", "--quiet", "--align-steps", "5"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [s["method"] for s in summary] == ["frozen", "clora", "clora_no_orth"]
+    assert json.loads((out / "clora_no_orth" / "config.json").read_text())["lambda_orth"] == 0.0
+    rows = list(csv.DictReader(open(out / "summary.csv")))
+    assert [r["method"] for r in rows] == ["frozen", "clora", "clora_no_orth"]
+    assert float(rows[1]["last_acc"]) == summary[1]["last_acc"]
+    assert (out / "accuracy_curves.png").stat().st_size > 1000 and (out / "acc_matrices.png").exists()
+    printed = capsys.readouterr().out
+    assert "Forgetting = mean_{j<T}" in printed and "clora_no_orth" in printed
+
+
+def test_bench_prints_throughput_and_flops(capsys):
+    assert main(["bench", "--backbone", "vit_tiny", "--batch", "4", "--steps", "2", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "train images/s" in out and "GFLOP" in out and "TFLOP/s" in out
+    assert main(["bench", "--batch", "0"]) == 2

@@ -108,3 +108,23 @@ def test_resume_after_kill_9_gives_the_same_results(tmp_path):
     a = json.loads((whole / "results.json").read_text())
     b = json.loads((killed / "results.json").read_text())
     assert strip_timing(a) == strip_timing(b)
+
+
+def test_gpu_fast_path_settings_run_on_cpu():
+    """bf16 autocast (the GPU default) runs on the CPU too, and learns about as well as float32."""
+    fp32 = train.run(small(epochs=2), progress=False, log=lambda s: None)
+    bf16 = train.run(small(epochs=2, amp="bf16"), progress=False, log=lambda s: None)
+    assert abs(bf16["last_acc"] - fp32["last_acc"]) <= 25
+    assert len(bf16["acc_matrix"]) == 3
+
+
+def test_compiled_backbone_matches_eager():
+    pytest.importorskip("torch._inductor")
+    from clora_lite import vit
+    torch.manual_seed(0)
+    model = vit.build("vit_tiny")
+    x = torch.randn(4, 3, 32, 32)
+    eager = model(x)
+    model.compile()
+    torch.testing.assert_close(model(x), eager, atol=1e-4, rtol=1e-4)
+    assert set(model.state_dict()) == set(vit.build("vit_tiny").state_dict())   # checkpoints stay portable

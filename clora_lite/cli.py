@@ -42,7 +42,7 @@ def add_run_options(p):
     p.add_argument("--benchmark", help="synthetic | split_cifar100 | split_cifar10 | imagefolder:PATH")
     for name, kind in [("tasks", int), ("epochs", int), ("rank", int), ("seed", int), ("batch", int),
                        ("classes", int), ("train-per-class", int), ("test-per-class", int), ("eval-batch", int),
-                       ("lr", float), ("head-lr", float), ("backbone-lr", float), ("alpha", float), ("lambda-orth", float),
+                       ("lr", float), ("routing-lr", float), ("head-lr", float), ("backbone-lr", float), ("alpha", float), ("lambda-orth", float),
                        ("orth-energy", float), ("align-steps", int)]:
         p.add_argument(f"--{name}", type=kind, dest=name.replace("-", "_"))
     p.add_argument("--backbone", help="vit_tiny | vit_b16 | vit_b16_in21k")

@@ -28,6 +28,7 @@ class Config:
     head_scale: float = 16.0
     align_head: bool = True              # after each task, retrain the head on sampled class statistics
     align_steps: int = 100
+    routing_lr: float | None = None      # C-LoRA's R_delta; None: the same as lr
     head_lr: float = 1e-2                # the linear head (it starts from zero knowledge every task)
     backbone_lr: float = 3e-4            # full fine-tuning (finetune, joint with adapter="full")
     rank: int = 8
@@ -95,6 +96,8 @@ def check(c: Config) -> Config:
     for name in ("lr", "head_lr", "backbone_lr"):
         v = getattr(c, name)
         _need(is_num(v) and v > 0, f"{name}={v!r} is not allowed: use a number > 0")
+    _need(c.routing_lr is None or (is_num(c.routing_lr) and c.routing_lr > 0),
+          f"routing_lr={c.routing_lr!r} is not allowed: use a number > 0")
     _need(c.alpha is None or (is_num(c.alpha) and c.alpha > 0), f"alpha={c.alpha!r} is not allowed: use a number > 0")
     _need(is_num(c.lambda_orth) and c.lambda_orth >= 0,
           f"lambda_orth={c.lambda_orth!r} is not allowed: use a number >= 0")

@@ -145,9 +145,12 @@ def synthetic(num_tasks: int = 10, num_classes: int = 100, train_per_class: int 
     structure (edges, stripes, colours), so features learned on some classes transfer to others; a class is a
     conjunction of three factors, so telling 100 of them apart needs all three. Pre-training (`pretrain=True`)
     uses the 240 combinations of 6 shapes and 5 textures; the continual classes are drawn (seeded) from the 144
-    combinations holding the other 2 shapes or the sixth texture, so pre-trained features help but do not
-    suffice, and adapting the backbone pays. Position, scale, stripe frequency, hue, background and noise vary
-    per image; flips are not label-preserving ("L", diagonal stripes), so `hflip=False`.
+    combinations holding the other 2 shapes or the sixth texture. Measured: the shipped pre-trained vit_tiny's
+    frozen features give a 100-class linear probe of 83.8 % (random weights: 24.0 %), so pre-training transfers
+    well; adapting the backbone has little headroom left (in the demo, jointly trained LoRA 84.9 % vs a frozen
+    backbone with an aligned head 83.6 %), while sequential fine-tuning forgets badly (17.8 %). Position, scale,
+    stripe frequency, hue, background and noise vary per image; flips are not label-preserving ("L", diagonal
+    stripes), so `hflip=False`.
     """
     pool = synthetic_classes(pretrain)
     if not 1 <= num_classes <= len(pool):

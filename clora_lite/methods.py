@@ -150,6 +150,13 @@ class CLoRA(Learner):
     """One shared C-LoRA adapter per target: B (R_old + R_delta) A, orthogonality penalty, consolidation."""
     adapter = "clora"
 
+    def param_groups(self):
+        routing = [p for n, p in self.backbone.named_parameters() if n.endswith("R_delta")]
+        factors = [p for n, p in self.backbone.named_parameters() if p.requires_grad and not n.endswith("R_delta")]
+        return [{"params": list(self.head.parameters()), "lr": self.cfg.head_lr},
+                {"params": factors, "lr": self.cfg.lr},
+                {"params": routing, "lr": self.cfg.routing_lr or self.cfg.lr}]
+
     def regularizer(self):
         return self.cfg.lambda_orth * ad.orthogonality_loss(self.backbone) if self.cfg.lambda_orth else 0.0
 

@@ -128,3 +128,13 @@ def test_compiled_backbone_matches_eager():
     model.compile()
     torch.testing.assert_close(model(x), eager, atol=1e-4, rtol=1e-4)
     assert set(model.state_dict()) == set(vit.build("vit_tiny").state_dict())   # checkpoints stay portable
+
+
+def test_routing_lr_reaches_the_optimizer():
+    from clora_lite import vit
+    from clora_lite.methods import make_learner
+    learner = make_learner(vit.build("vit_tiny"), 6, small(method="clora", routing_lr=0.05, lr=0.001))
+    groups = learner.param_groups()
+    by_lr = {g["lr"]: sum(p.numel() for p in g["params"]) for g in groups}
+    assert by_lr[0.05] == 4 * 3 * 4 * 4   # depth 4, q/k/v, one 4x4 R_delta each
+    assert by_lr[0.001] == 4 * 3 * 2 * 4 * 128

@@ -73,15 +73,14 @@ def prepare_out(out: Path, cfg: Config) -> None:
 def evaluate(learner, bench: data.Benchmark, seen: int, device, eval_batch: int, amp) -> tuple:
     """After `seen` tasks: (R row over tasks 0..seen-1, A over all seen classes, task-IL row), in percent.
     Runs on a merged copy of the backbone (adapters folded into W0: what inference would deploy)."""
-    model = copy.deepcopy(learner).eval()
-    ad.merge_adapters(model.backbone)
+    backbone = ad.merge_adapters(copy.deepcopy(learner.backbone).eval())
     n_seen = sum(len(t) for t in bench.tasks[:seen])
-    cfgv = model.backbone.config
+    cfgv = backbone.config
     x, y = bench.split(list(range(seen)), train=False)
     preds, task_preds = [], []
     for xb, yb in zip(x.split(eval_batch), y.split(eval_batch)):
         with amp():
-            logits = model(data.prepare(xb, cfgv.image_size, cfgv.mean, cfgv.std)).float()[:, :n_seen]
+            logits = learner.logits(backbone(data.prepare(xb, cfgv.image_size, cfgv.mean, cfgv.std))).float()[:, :n_seen]
         preds.append(logits.argmax(1))
         # task-IL: the argmax within the true task's own classes
         k = len(bench.tasks[0])

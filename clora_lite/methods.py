@@ -7,6 +7,8 @@ A Learner is a backbone (images -> features (N, D)) plus one pre-allocated linea
     param_groups()          what the optimiser trains during this task (a fresh optimiser per task)
     end_task()              after task t (C-LoRA consolidates here)
 Evaluation is the argmax over every class seen so far: class-incremental, no task id.
+With cfg.align_head (our addition, default on), train.py then calls record_class_stats and align_head, which
+retrain the head over all seen classes on features sampled from each class's stored Gaussian.
 """
 import math
 

@@ -5,7 +5,7 @@ import time
 import torch
 
 from . import data, vit
-from .config import Config, ConfigError
+from .config import Config, ConfigError, check
 from .methods import make_learner
 from .train import resolve_device
 
@@ -20,7 +20,6 @@ def bench(backbone=None, batch=128, steps=20, method="clora", rank=8, device="au
         raise ConfigError(f"batch={batch}, steps={steps} are not allowed: use batch >= 1 and steps >= 2")
     cfg = Config(method=method, backbone=backbone, rank=rank, batch=batch, amp=amp, compile=compile,
                  pretrained=False, classes=100)
-    from .config import check
     check(cfg)
     model = vit.build(backbone)
     c = model.config

@@ -2,6 +2,8 @@
 from dataclasses import dataclass, asdict, fields
 import json
 
+from .vit import CONFIGS
+
 METHODS = ("frozen", "finetune", "seq_lora", "lora_per_task", "clora", "joint")
 BACKBONES = ("vit_tiny", "vit_b16", "vit_b16_in21k")
 
@@ -86,7 +88,6 @@ def check(c: Config) -> Config:
     for name in ("align_steps", "tasks", "classes", "train_per_class", "test_per_class", "batch", "eval_batch", "rank"):
         v = getattr(c, name)
         _need(is_int(v) and v >= 1, f"{name}={v!r} is not allowed: use a whole number >= 1")
-    from .vit import CONFIGS
     dim = CONFIGS[c.backbone].dim
     _need(c.rank <= dim, f"rank={c.rank} is not allowed for {c.backbone}: use 1 to {dim} (its width)")
     _need(c.targets and set(c.targets) <= {"q", "k", "v", "proj", "fc1", "fc2"},

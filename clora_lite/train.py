@@ -19,7 +19,7 @@ from . import adapters as ad, data, metrics, vit
 from .config import Config, ConfigError, check
 from .methods import make_learner
 
-CHECKPOINT_KEYS = ("state", "rows", "seen_acc", "task_il_rows", "task_seconds", "images_per_second")
+PROGRESS_KEYS = ("rows", "seen_acc", "task_il_rows", "task_seconds", "images_per_second")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -119,7 +119,7 @@ def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=p
 
     joint = cfg.method == "joint"
     stream = [sum(bench.tasks, [])] if joint else bench.tasks   # joint: one task holding every class
-    state = {"rows": [], "seen_acc": [], "task_il_rows": [], "task_seconds": [], "images_per_second": []}
+    state = {k: [] for k in PROGRESS_KEYS}   # per-task progress, saved in every checkpoint
     start = 0
     if out is not None:
         ckpts = sorted((out / "checkpoints").glob("task_*.pt"))
@@ -129,7 +129,7 @@ def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=p
             for t in range(start):  # replay the bookkeeping of finished tasks (adapter resets, head ranges)
                 learner.begin_task(t, stream[t])
             learner.load_state_dict(blob["state"])
-            state = {k: blob[k] for k in CHECKPOINT_KEYS if k != "state"}
+            state = {k: blob[k] for k in PROGRESS_KEYS}
             log(f"{out}: resuming after task {start}")
 
     cv = backbone.config

@@ -70,3 +70,12 @@ def test_timm_vit_b16_if_installed():
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), tm(x), atol=1e-4, rtol=1e-4)
+
+
+def test_public_names_reachable_from_the_package():
+    import subprocess
+    import sys
+    code = ("import clora_lite; clora_lite.vit.build('vit_tiny'); clora_lite.vit.ViT.from_torchvision; "
+            "from clora_lite import LoRALinear, CLoRALinear, from_loras, add_adapters, orthogonality_loss, "
+            "consolidate, merge_adapters")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -39,7 +39,7 @@ def bool_flag(p, name, help):
 
 def add_run_options(p):
     p.add_argument("--method", help="frozen | finetune | seq_lora | lora_per_task | clora | joint")
-    p.add_argument("--benchmark", help="synthetic | split_cifar100 | split_cifar10 | imagefolder:PATH")
+    p.add_argument("--benchmark", help="synthetic | synthetic_inverted | split_cifar100 | split_cifar10 | imagefolder:PATH")
     for name, kind in [("tasks", int), ("epochs", int), ("rank", int), ("seed", int), ("batch", int),
                        ("classes", int), ("train-per-class", int), ("test-per-class", int), ("eval-batch", int),
                        ("lr", float), ("routing-lr", float), ("head-lr", float), ("backbone-lr", float), ("alpha", float), ("lambda-orth", float),

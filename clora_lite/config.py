@@ -15,7 +15,7 @@ class ConfigError(ValueError):
 @dataclass
 class Config:
     method: str = "clora"
-    benchmark: str = "synthetic"        # synthetic | split_cifar100 | split_cifar10 | imagefolder:PATH
+    benchmark: str = "synthetic"        # synthetic | synthetic_inverted | split_cifar100 | split_cifar10 | imagefolder:PATH
     tasks: int = 10
     classes: int = 100                   # synthetic only
     train_per_class: int = 300           # synthetic only
@@ -83,8 +83,8 @@ def check(c: Config) -> Config:
     is_num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
     _need(c.method in METHODS, f"method={c.method!r} is not allowed: use one of {', '.join(METHODS)}")
     _need(c.backbone in BACKBONES, f"backbone={c.backbone!r} is not allowed: use one of {', '.join(BACKBONES)}")
-    _need(c.benchmark in ("synthetic", "split_cifar100", "split_cifar10") or c.benchmark.startswith("imagefolder:"),
-          f"benchmark={c.benchmark!r} is not allowed: use synthetic, split_cifar100, split_cifar10 or imagefolder:PATH")
+    _need(c.benchmark in ("synthetic", "synthetic_inverted", "split_cifar100", "split_cifar10") or c.benchmark.startswith("imagefolder:"),
+          f"benchmark={c.benchmark!r} is not allowed: use synthetic, synthetic_inverted, split_cifar100, split_cifar10 or imagefolder:PATH")
     for name in ("align_steps", "tasks", "classes", "train_per_class", "test_per_class", "batch", "eval_batch", "rank"):
         v = getattr(c, name)
         _need(is_int(v) and v >= 1, f"{name}={v!r} is not allowed: use a whole number >= 1")
@@ -111,7 +111,7 @@ def check(c: Config) -> Config:
     _need(c.amp in ("auto", "bf16", "off"), f"amp={c.amp!r} is not allowed: use auto, bf16 or off")
     _need(c.device == "auto" or c.device == "cpu" or c.device.startswith("cuda") or c.device == "mps",
           f"device={c.device!r} is not allowed: use auto, cpu, cuda, cuda:N or mps")
-    if c.benchmark == "synthetic":
+    if c.benchmark.startswith("synthetic"):
         _need(c.classes <= 144, f"classes={c.classes} is not allowed for synthetic: use 1 to 144")
         _need(c.classes % c.tasks == 0, f"tasks={c.tasks} is not allowed: it must divide the {c.classes} classes")
     if c.benchmark.startswith("split_cifar"):

@@ -5,7 +5,8 @@ floats at the model's resolution with one affine_grid + grid_sample (random-resi
 so a 2-core machine never feeds a GPU image by image. Labels are remapped to the incremental order: task t
 owns the contiguous labels [t * k, (t + 1) * k), and `class_order[i]` is the original id of label i.
 
-Benchmarks: "synthetic" (offline, generated), "split_cifar100", "split_cifar10" (torchvision download),
+Benchmarks: "synthetic" (offline, generated), "synthetic_inverted" (the same as photographic negatives: a
+domain shift pre-training never saw), "split_cifar100", "split_cifar10" (torchvision download),
 "imagefolder:PATH" (PATH/train/<class>/*, PATH/test/<class>/*).
 """
 from dataclasses import dataclass, field
@@ -138,7 +139,7 @@ def render_class(cls: tuple, n: int, g: torch.Generator, size: int = 32) -> torc
 
 
 def synthetic(num_tasks: int = 10, num_classes: int = 100, train_per_class: int = 300, test_per_class: int = 50,
-              seed: int = 0, pretrain: bool = False) -> Benchmark:
+              seed: int = 0, pretrain: bool = False, inverted: bool = False) -> Benchmark:
     """A procedurally generated stand-in for Split-CIFAR-100, made in seconds with no files.
 
     Each class is a (shape, texture, hue) triple: 8 shapes x 6 textures x 8 hues. Classes share low-level
@@ -164,11 +165,14 @@ def synthetic(num_tasks: int = 10, num_classes: int = 100, train_per_class: int 
         xs.append(render_class(cls, train_per_class + test_per_class, g))
         ys.append(torch.full((train_per_class + test_per_class,), label))
     x, y = torch.stack(xs), torch.stack(ys)   # (C, n, 3, H, W), (C, n)
+    if inverted:   # a domain shift: the same classes as photographic negatives, which pre-training never saw
+        x = 255 - x
     train, test = slice(0, train_per_class), slice(train_per_class, None)
     flat = lambda t: t.flatten(0, 1)
     names = [f"{HUES[h]} {TEXTURES[t]} {SHAPES[s]}" for s, t, h in classes]
-    return Benchmark("synthetic" + ("-pretrain" if pretrain else ""), flat(x[:, train]), flat(y[:, train]),
-                     flat(x[:, test]), flat(y[:, test]), tasks, names, pick, hflip=False,
+    name = "synthetic" + ("-pretrain" if pretrain else "") + ("-inverted" if inverted else "")
+    return Benchmark(name, flat(x[:, train]), flat(y[:, train]), flat(x[:, test]), flat(y[:, test]), tasks, names,
+                     pick, hflip=False,
                      info={"seed": seed, "train_per_class": train_per_class, "test_per_class": test_per_class})
 
 
@@ -222,14 +226,14 @@ def imagefolder(path: str, num_tasks: int, image_size: int = 32) -> Benchmark:
                      list(range(len(names))), hflip=True)
 
 
-BENCHMARKS = ("synthetic", "split_cifar100", "split_cifar10", "imagefolder:PATH")
+BENCHMARKS = ("synthetic", "synthetic_inverted", "split_cifar100", "split_cifar10", "imagefolder:PATH")
 
 
 def load_benchmark(name: str, num_tasks: int = 10, seed: int = 0, data_dir=DATA_DIR, order: str = "seed1993",
                    **synthetic_kw) -> Benchmark:
-    """By name: "synthetic", "split_cifar100", "split_cifar10" or "imagefolder:PATH"."""
-    if name == "synthetic":
-        return synthetic(num_tasks, seed=seed, **synthetic_kw)
+    """By name: "synthetic", "synthetic_inverted", "split_cifar100", "split_cifar10" or "imagefolder:PATH"."""
+    if name in ("synthetic", "synthetic_inverted"):
+        return synthetic(num_tasks, seed=seed, inverted=name == "synthetic_inverted", **synthetic_kw)
     if name in ("split_cifar100", "split_cifar10"):
         return split_cifar(int(name[len("split_cifar"):]), num_tasks, order, data_dir)
     if name.startswith("imagefolder:"):

@@ -43,7 +43,7 @@ def write_json(path: Path, obj) -> None:
 
 def load_benchmark(cfg: Config) -> data.Benchmark:
     kw = {}
-    if cfg.benchmark == "synthetic":
+    if cfg.benchmark.startswith("synthetic"):
         kw = dict(num_classes=cfg.classes, train_per_class=cfg.train_per_class, test_per_class=cfg.test_per_class)
     return data.load_benchmark(cfg.benchmark, cfg.tasks, seed=cfg.seed, order=cfg.order,
                                data_dir=cfg.data_dir or vit.DATA_DIR, **kw)

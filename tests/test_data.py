@@ -75,3 +75,10 @@ def test_imagefolder(tmp_path):
         data.load_benchmark(f"imagefolder:{tmp_path}", num_tasks=3)
     with pytest.raises(data.DatasetMissing, match="needs the folders"):
         data.load_benchmark(f"imagefolder:{tmp_path}/nope", num_tasks=2)
+
+
+def test_inverted_variant_is_the_negative_of_the_plain_set():
+    plain = data.load_benchmark("synthetic", 2, seed=5, num_classes=4, train_per_class=3, test_per_class=2)
+    neg = data.load_benchmark("synthetic_inverted", 2, seed=5, num_classes=4, train_per_class=3, test_per_class=2)
+    assert torch.equal(neg.train_x, 255 - plain.train_x) and torch.equal(neg.test_y, plain.test_y)
+    assert neg.name == "synthetic-inverted"

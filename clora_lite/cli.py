@@ -91,7 +91,7 @@ def variant_config(name: str, base: Config) -> Config:
 def compare(methods: list, base: Config, out: Path, progress=True) -> list:
     """Run each method into out/<method>/; write summary.json, summary.csv and figures into out."""
     from . import metrics, viz
-    from .train import run
+    from .train import atomic_write, run, write_json
     configs = [(m, variant_config(m, base)) for m in methods]   # every name checked before any work
     all_results = []
     for name, cfg in configs:
@@ -103,7 +103,6 @@ def compare(methods: list, base: Config, out: Path, progress=True) -> list:
     keys = ["last_acc", "inc_acc", "forgetting", "bwt", "task_il_acc", "trainable_params", "total_params"]
     summary = [{"method": r["label"], **{k: r[k] for k in keys}, "seconds": sum(r["task_seconds"]),
                 "train_images_per_second": r["train_images_per_second"]} for r in all_results]
-    from .train import write_json, atomic_write
     write_json(out / "summary.json", summary)
 
     def write_csv(p):

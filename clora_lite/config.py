@@ -2,7 +2,7 @@
 from dataclasses import dataclass, asdict, fields
 import json
 
-from .vit import CONFIGS
+from .vit import CONFIGS, ViT
 
 METHODS = ("frozen", "finetune", "seq_lora", "lora_per_task", "clora", "joint")
 BACKBONES = ("vit_tiny", "vit_b16", "vit_b16_in21k")
@@ -90,8 +90,8 @@ def check(c: Config) -> Config:
         _need(is_int(v) and v >= 1, f"{name}={v!r} is not allowed: use a whole number >= 1")
     dim = CONFIGS[c.backbone].dim
     _need(c.rank <= dim, f"rank={c.rank} is not allowed for {c.backbone}: use 1 to {dim} (its width)")
-    _need(c.targets and set(c.targets) <= {"q", "k", "v", "proj", "fc1", "fc2"},
-          f"targets={','.join(c.targets)!r} is not allowed: choose from q,k,v,proj,fc1,fc2")
+    _need(c.targets and set(c.targets) <= set(ViT.adapter_targets()),
+          f"targets={','.join(c.targets)!r} is not allowed: choose from {','.join(ViT.adapter_targets())}")
     _need(is_int(c.epochs) and c.epochs >= 0, f"epochs={c.epochs!r} is not allowed: use a whole number >= 0")
     _need(is_int(c.seed) and c.seed >= 0, f"seed={c.seed!r} is not allowed: use a whole number >= 0")
     for name in ("lr", "head_lr", "backbone_lr"):

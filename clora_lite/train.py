@@ -15,7 +15,7 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from . import adapters as ad, data, metrics, vit
+from . import __version__, adapters as ad, data, metrics, vit
 from .config import Config, ConfigError, check
 from .methods import make_learner
 
@@ -165,15 +165,15 @@ def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=p
         seconds = time.perf_counter() - t0
         bar.close()
         learner.end_task()
+        seen = len(bench.tasks) if joint else t + 1
         if cfg.align_head:
-            n_seen = sum(len(c) for c in bench.tasks[:(len(bench.tasks) if joint else t + 1)])
+            n_seen = sum(len(c) for c in bench.tasks[:seen])
             learner.eval()
             with torch.no_grad(), amp():
                 feats = torch.cat([learner.backbone(data.prepare(xb, cv.image_size, cv.mean, cv.std)).float()
                                    for xb in x.split(cfg.eval_batch)])
             learner.record_class_stats(feats, y)
             learner.align_head(n_seen, cfg.align_steps, generator=g)
-        seen = len(bench.tasks) if joint else t + 1
         row, seen_acc, trow = evaluate(learner, bench, seen, device, cfg.eval_batch, amp)
         state["rows"].append(row)
         state["seen_acc"].append(seen_acc)
@@ -197,13 +197,8 @@ def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=p
         "train_images_per_second": sum(ips * s for ips, s in zip(state["images_per_second"], state["task_seconds"]))
         / max(sum(state["task_seconds"]), 1e-9),
         "device": str(device), "config": cfg.to_dict(),
-        "versions": {"torch": torch.__version__, "python": platform.python_version(), "clora_lite": _version()},
+        "versions": {"torch": torch.__version__, "python": platform.python_version(), "clora_lite": __version__},
     }
     if out is not None:
         write_json(out / "results.json", results)
     return results
-
-
-def _version():
-    from . import __version__
-    return __version__

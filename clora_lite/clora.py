@@ -65,6 +65,10 @@ class CLoRALinear(nn.Module):
         # Projectors U U^T and V V^T onto R_old's kept subspaces: fixed (r, r) shapes, saved with the state.
         self.register_buffer("P_left", torch.zeros(rank, rank, **kw))
         self.register_buffer("P_right", torch.zeros(rank, rank, **kw))
+        # What the projectors were computed from: the R_old tensor, its in-place version counter and orth_energy.
+        # Every in-place write (copy_, +=, load_state_dict) bumps the counter and assignment replaces the tensor,
+        # so orthogonality_loss() notices a hand-set R_old for the price of two compares (no SVD, no GPU sync).
+        self._projected = (self.R_old, self.R_old._version, orth_energy)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         A, B = self.lora_A, self.lora_B
@@ -86,7 +90,11 @@ class CLoRALinear(nn.Module):
         return self.scale * self.lora_B @ self.routing() @ self.lora_A
 
     def orthogonality_loss(self) -> torch.Tensor:
-        """||U_old^T R_delta||_F^2 (left) + ||R_delta V_old||_F^2 (right); a scalar, 0 while R_old = 0."""
+        """||U_old^T R_delta||_F^2 (left) + ||R_delta V_old||_F^2 (right); a scalar, 0 while R_old = 0.
+        Always reads R_old as it is now, also when it was set by hand (in place or by assignment)."""
+        seen, version, energy = self._projected
+        if seen is not self.R_old or version != self.R_old._version or energy != self.orth_energy:
+            self.refresh_projectors()
         loss = self.R_delta.new_zeros(())
         if self.orth_side in ("both", "left"):
             loss = loss + (self.P_left @ self.R_delta).pow(2).sum()
@@ -96,10 +104,11 @@ class CLoRALinear(nn.Module):
 
     @torch.no_grad()
     def refresh_projectors(self) -> None:
-        """Recompute P_left, P_right from R_old (call after changing R_old by hand)."""
+        """Recompute P_left, P_right from R_old. orthogonality_loss() calls it whenever R_old has changed."""
         U, V = energy_basis(self.R_old.double(), self.orth_energy)  # (r, r): cheap, so exact
         self.P_left.copy_(U @ U.T)
         self.P_right.copy_(V @ V.T)
+        self._projected = (self.R_old, self.R_old._version, self.orth_energy)
 
     @torch.no_grad()
     def consolidate(self) -> None:

@@ -190,6 +190,30 @@ def test_energy_truncation_drops_weak_directions():
     assert layer.orthogonality_loss().item() == pytest.approx(1.0)
 
 
+def test_orthogonality_loss_reads_hand_set_R_old_without_extra_svds(monkeypatch):
+    """A reader sets R_old by hand (no refresh_projectors()): the loss must see it at once, and recompute the
+    projectors only when R_old has changed (the per-step cost stays one r x r product per side)."""
+    layer = CLoRALinear(make_base(), rank=4, orth_energy=1.0)
+    U = torch.eye(4, dtype=torch.float64)[:, :2]
+    with torch.no_grad():
+        layer.R_delta.copy_(torch.randn(4, 4, dtype=torch.float64))
+        layer.R_old.copy_(U @ U.T)                      # in place, as a notebook would
+    want = lambda: (U.T @ layer.R_delta).pow(2).sum() + (layer.R_delta @ U).pow(2).sum()
+    torch.testing.assert_close(layer.orthogonality_loss(), want())
+    svds = []
+    real = clora_lite.clora.energy_basis
+    monkeypatch.setattr(clora_lite.clora, "energy_basis", lambda *a: svds.append(1) or real(*a))
+    for _ in range(5):
+        layer.orthogonality_loss()
+    assert not svds                                     # unchanged R_old: no recomputation
+    layer.R_old = torch.zeros(4, 4, dtype=torch.float64)   # assignment replaces the buffer
+    assert layer.orthogonality_loss().item() == 0.0 and len(svds) == 1
+    with torch.no_grad():
+        layer.R_old[0, 0] = 1.0                         # indexing writes in place too
+    assert layer.orthogonality_loss().item() == pytest.approx(
+        layer.R_delta[0].pow(2).sum().item() + layer.R_delta[:, 0].pow(2).sum().item())
+
+
 def sgd_on_A_B(orth_side, steps=20):
     """Train A and B only (R_delta fixed) with SGD; return the change of the old route B R_old A."""
     torch.manual_seed(0)

@@ -1,0 +1,116 @@
+"""What a layer reads: per-layer input covariances and a protected input basis that grows task by task.
+
+Used by InfLoRA (peers.py) and by the kit's input-protecting C-LoRA extension. Read from InfLoRA's official code
+(liangyanshuo/InfLoRA, methods/inflora.py and models/vit_inflora.py) and rewritten for this kit:
+
+- `input_covariances`: for each adapted layer, the uncentred covariance C = (1/n) sum_x x x^T over every token
+  x (d_in,) that reaches the layer while the model sees a task's images (forward hooks). InfLoRA collects it
+  at the attention block's input after norm1: the same tensor k and v read, so it is the same C for both.
+- `grow_basis`: the protected basis M (d_in, k), orthonormal columns, holding a fraction `threshold` of the
+  inputs' energy, extended after each task (gradient-projection-memory style). As in the official code the
+  "energy" of a direction is the square of C's singular value along it (C itself stands in for the
+  representation matrix; with C = X X^T / n that is the 4th power of X's singular values).
+- `threshold_at(t, T)`: 0.95 at the first task rising linearly towards 1.0 (0.95 + 0.05 t / T), as the
+  official CIFAR-100 config does.
+Not carried over: the official "DualGPM" storage of the complement when M would exceed d/2 (the same
+projection, stored the other way round to save memory); here a (d_in, d_in) projector is kept instead.
+"""
+import torch
+from torch import nn
+
+
+@torch.no_grad()
+def input_covariances(model: nn.Module, layers: dict, batches) -> dict:
+    """Uncentred input covariance of each layer over all tokens of all batches.
+
+    layers: {name: module}; each module's first forward argument is its input (..., d_in).
+    batches: an iterable of model inputs (e.g. prepared images (N, 3, H, W)); model(batch) is called for each.
+    Returns {name: C (d_in, d_in) float64, C = (1/n) sum x x^T over the n tokens seen}. The model is left as it was.
+    """
+    sums, counts, hooks = {}, {}, []
+
+    def hook_for(name):
+        def hook(module, args, output):
+            x = args[0].detach().reshape(-1, args[0].shape[-1]).float()   # (tokens, d_in)
+            xtx = (x.T @ x).double()       # float32 product, float64 sum: exact enough, fast on any device
+            sums[name] = sums[name] + xtx if name in sums else xtx
+            counts[name] = counts.get(name, 0) + x.shape[0]
+        return hook
+
+    was_training = model.training
+    model.eval()
+    try:
+        for name, module in layers.items():
+            hooks.append(module.register_forward_hook(hook_for(name)))
+        for batch in batches:
+            model(batch)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    if not counts:
+        raise ValueError("input_covariances saw no input: `batches` was empty or the layers were never called")
+    return {name: sums[name] / counts[name] for name in sums}
+
+
+def threshold_at(t: int, num_tasks: int, start: float = 0.95, end: float = 1.0) -> float:
+    """Energy threshold after task t (0-based) of num_tasks: start + (end - start) * t / num_tasks."""
+    return start + (end - start) * t / max(num_tasks, 1)
+
+
+def basis_of(P: torch.Tensor) -> torch.Tensor:
+    """Orthonormal columns M (d, k) of an orthogonal projector P = M M^T (d, d); k = 0 for P = 0."""
+    evals, evecs = torch.linalg.eigh(P.double())
+    return evecs[:, evals > 0.5].to(P.dtype)
+
+
+def project_off(C: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+    """(I - M M^T) C: C (d, d) with its columns' components inside span(M) (d, k) removed."""
+    return C - M @ (M.T @ C)
+
+
+@torch.no_grad()
+def grow_basis(M: torch.Tensor, C: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Extend the protected basis M (d, k) with a task's input covariance C (d, d) -> M' (d, k'), k' >= k.
+
+    Energies are squared singular values of C (as in the official code). First task (k = 0): keep the leading
+    directions while their cumulative share of the energy stays below `threshold` (at least one). Later tasks:
+    the share already inside span(M) is (|C|_F^2 - |(I - M M^T) C|_F^2) / |C|_F^2; add the leading left singular
+    vectors of (I - M M^T) C one by one, each adding its squared singular value / |C|_F^2, until the share
+    reaches `threshold`. New columns are orthogonal to M by construction (they lie in the range of I - M M^T).
+    """
+    C = C.double()
+    M = M.double()
+    total = (torch.linalg.svdvals(C) ** 2).sum()
+    if total <= 0:
+        return M
+    if M.shape[1] == 0:
+        U, S, _ = torch.linalg.svd(C)
+        k = max(int((torch.cumsum(S ** 2, 0) / total < threshold).sum()), 1)
+        return U[:, :k]
+    U, S, _ = torch.linalg.svd(project_off(C, M))
+    share = (total - (S ** 2).sum()) / total     # energy of this task's inputs already protected
+    k = 0
+    while k < len(S) and share < threshold and M.shape[1] + k < C.shape[0]:
+        share = share + S[k] ** 2 / total
+        k += 1
+    new = U[:, :k]
+    new = project_off(new, M)                    # remove round-off leaking into span(M), then re-orthonormalise
+    new = torch.linalg.qr(new).Q if k else new
+    return torch.cat([M, new], 1)
+
+
+def energy_share(M: torch.Tensor, C: torch.Tensor) -> float:
+    """Fraction of C's energy (squared singular values) that span(M) holds: 1 - |(I - MM^T) C|^2 / |C|^2."""
+    C = C.double()
+    total = (C ** 2).sum()   # |C|_F^2 = sum of squared singular values
+    return float(1 - (project_off(C, M.double()) ** 2).sum() / total) if total > 0 else 1.0
+
+
+def design_down_projection(C: torch.Tensor, M: torch.Tensor, rank: int) -> torch.Tensor:
+    """InfLoRA's designed A (rank, d): the top-`rank` left singular vectors of (I - M M^T) C, as rows, / sqrt(3).
+
+    Rows are orthonormal (times 1/sqrt(3), the official scale) and orthogonal to span(M): the new branch reads
+    only what earlier tasks' inputs did not hold, so on old inputs it adds (almost) nothing."""
+    U, _, _ = torch.linalg.svd(project_off(C.double(), M.double()))
+    return U[:, :rank].T / 3 ** 0.5

@@ -1,0 +1,166 @@
+"""Published peers (InfLoRA) and the kit's own input-protecting C-LoRA, as methods.Learner subclasses.
+
+These learners need the current task's training images twice: to design or protect before training and to
+measure the trained model's inputs after it. The hook (to be called by train.py right after begin_task):
+
+    learner.prepare_task(batches)   batches(): a fresh iterable of the task's training images, prepared for the
+                                    backbone (normalised floats (N, 3, H, W), no augmentation)
+
+Learners keep `batches` and use it again in end_task(). Learners without the hook ignore it (methods.Learner
+gains a no-op prepare_task).
+
+InfLoRA (Liang & Li, CVPR 2024), read from the official code (liangyanshuo/InfLoRA, methods/inflora.py,
+models/vit_inflora.py). What the kit changes, and why:
+- one LoRALinear per target, and "a new branch per task" is run as: merge the previous branch into W0, then
+  design a fresh A and zero B. Summing frozen old branches is the same function and the same gradients
+  (as lora_per_task does); the protected basis is kept per adapted layer (k and v read the same input, so
+  their bases are equal; the official code keeps one per block).
+- the input covariance is measured on the task's images without augmentation (the official code reuses the
+  augmented training loader); A is designed once from that, B trained from 0, exactly as there.
+- the optimiser, learning rate, epochs and batch are the kit's (AdamW with a cosine schedule, the same budget
+  for every method), and the head is the kit's: one head with the current task's logits only (the official
+  per-task heads concatenated are the same thing), with the kit's head alignment on for every method alike
+  (the official base method has none; its `inflora_ca` variant has one).
+- targets k and v as in the official code (cfg.targets, which other methods use, is ignored); scale 1, A's rows
+  orthonormal / sqrt(3) as there.
+- the protected basis is stored as its (d_in, d_in) projector `protected` (a buffer: fixed shape, so it is
+  saved in checkpoints and resumes), not as the official list of numpy bases with a DualGPM complement.
+
+CLoRAInp ("clora_inp", ours, not the paper's): C-LoRA plus protection of old tasks' *inputs*. The paper's
+penalty keeps R_delta off R_old's routing, but the new route s B R_delta A x still moves the features of old
+images. We keep, per adapted layer, the protected input basis M of earlier tasks (grown after each task as
+InfLoRA does) and add  lambda_in * ||R_delta A M||_F^2  (= ||R_delta A P||_F^2, P = M M^T): the new route's
+response to inputs that old tasks used. Its gradient on A has the form R_delta^T N, like the task loss's, so
+with two-sided routing orthogonality the old route B R_old A stays as protected as before.
+Option design_A (ours): at each task start, the rows of A that the old routing does not read (outside R_old's
+kept right singular subspace) are re-aimed at the top directions of this task's input covariance projected off
+M (InfLoRA's design, inside one shared adapter); at the first task that is every row (a data-driven warm start).
+"""
+import torch
+from torch import nn
+
+from . import adapters as ad
+from . import input_subspace as ins
+from .clora import CLoRALinear, energy_basis
+from .lora import LoRALinear
+from .methods import CLoRA, Learner
+
+
+class NeedsTaskData(RuntimeError):
+    """A learner that designs or protects from a task's inputs was trained without prepare_task being called."""
+
+
+def _add_protected_buffer(m: nn.Module) -> None:
+    d = m.base.in_features
+    m.register_buffer("protected", torch.zeros(d, d, device=m.base.weight.device, dtype=m.base.weight.dtype))
+
+
+def _grow_protected(layers: dict, covs: dict, threshold: float) -> None:
+    """For each layer: M <- grow_basis(M, C, threshold); store P = M M^T in its `protected` buffer."""
+    for name, m in layers.items():
+        M = ins.grow_basis(ins.basis_of(m.protected), covs[name], threshold)
+        m.protected.copy_((M @ M.T).to(m.protected.dtype))
+
+
+class InfLoRA(Learner):
+    """InfLoRA: per task a k/v branch whose A is designed from the task's inputs off the protected subspace and
+    frozen; only B (from 0) and the head train. Old branches are merged into W0."""
+    TARGETS = ("k", "v")
+
+    def __init__(self, backbone, num_classes, cfg):
+        super().__init__(backbone, num_classes, cfg)   # adapter = None: nothing added, backbone frozen
+        ad.add_adapters(self.backbone, "lora", cfg.rank, self.TARGETS, alpha=cfg.rank)   # scale 1, as there
+        self.layers = {n: m for n, m in self.backbone.named_modules() if isinstance(m, LoRALinear)}
+        for m in self.layers.values():
+            m.lora_A.requires_grad_(False)   # designed, never trained
+            _add_protected_buffer(m)
+        self.t, self.batches = 0, None
+
+    def begin_task(self, t, labels):
+        super().begin_task(t, labels)
+        self.t, self.batches = t, None
+        if t == 0:
+            return
+        with torch.no_grad():   # the previous branch joins W0; the new one starts at B = 0
+            for m in self.layers.values():
+                m.base.weight += m.delta_weight()
+                m.lora_B.zero_()
+
+    @torch.no_grad()
+    def prepare_task(self, batches):
+        """Design A for every adapted layer from this task's inputs (the model as it is: B = 0)."""
+        self.batches = batches
+        covs = ins.input_covariances(self.backbone, self.layers, batches())
+        for name, m in self.layers.items():
+            A = ins.design_down_projection(covs[name], ins.basis_of(m.protected), m.rank)
+            m.lora_A.copy_(A.to(m.lora_A.dtype))
+            m.lora_B.zero_()
+
+    def param_groups(self):
+        if self.batches is None:
+            raise NeedsTaskData("inflora needs the task's images before training: call learner.prepare_task(batches) after begin_task")
+        return [{"params": list(self.head.parameters()), "lr": self.cfg.head_lr},
+                {"params": [m.lora_B for m in self.layers.values()], "lr": self.cfg.lr}]
+
+    @torch.no_grad()
+    def end_task(self):
+        """Grow each layer's protected basis by the trained model's inputs on this task (threshold 0.95 -> 1)."""
+        covs = ins.input_covariances(self.backbone, self.layers, self.batches())
+        _grow_protected(self.layers, covs, ins.threshold_at(self.t, self.cfg.tasks))
+
+
+class CLoRAInp(CLoRA):
+    """C-LoRA + lambda_in ||R_delta A M_old||_F^2 (ours): the new route keeps off earlier tasks' input subspace.
+
+    lambda_in and design_A are read from cfg when it has them (defaults below)."""
+    LAMBDA_IN, DESIGN_A = 100.0, False
+
+    def __init__(self, backbone, num_classes, cfg):
+        super().__init__(backbone, num_classes, cfg)
+        self.lambda_in = getattr(cfg, "lambda_in", self.LAMBDA_IN)
+        self.design_A = getattr(cfg, "design_A", self.DESIGN_A)
+        self.layers = {n: m for n, m in self.backbone.named_modules() if isinstance(m, CLoRALinear)}
+        for m in self.layers.values():
+            _add_protected_buffer(m)
+        self.t, self.batches = 0, None
+
+    def begin_task(self, t, labels):
+        super().begin_task(t, labels)
+        self.t, self.batches = t, None
+
+    @torch.no_grad()
+    def prepare_task(self, batches):
+        self.batches = batches
+        if not self.design_A:
+            return
+        covs = ins.input_covariances(self.backbone, self.layers, batches())
+        for name, m in self.layers.items():
+            # Rows the old route reads: R_old A = R_old V V^T A (V: R_old's kept right singular vectors).
+            _, V = energy_basis(m.R_old.double(), m.orth_energy)                 # (r, k_r)
+            free = torch.eye(m.rank, dtype=torch.float64, device=V.device) - V @ V.T   # (r, r) projector
+            Uf = torch.linalg.eigh(free).eigenvectors[:, V.shape[1]:]           # (r, r - k_r) orthonormal
+            D = ins.design_down_projection(covs[name], ins.basis_of(m.protected), Uf.shape[1])  # (r - k_r, d)
+            A = m.lora_A.double()
+            A = A - Uf @ (Uf.T @ A) + Uf @ D                                    # re-aim the free rows only
+            m.lora_A.copy_(A.to(m.lora_A.dtype))
+
+    def regularizer(self):
+        reg = super().regularizer()
+        if not self.lambda_in or self.t == 0:
+            return reg
+        pen = sum((m.R_delta @ m.lora_A @ m.protected).pow(2).sum() for m in self.layers.values())
+        return reg + self.lambda_in * pen
+
+    def param_groups(self):
+        if self.batches is None:
+            raise NeedsTaskData("clora_inp needs the task's images: call learner.prepare_task(batches) after begin_task")
+        return super().param_groups()
+
+    @torch.no_grad()
+    def end_task(self):
+        super().end_task()   # consolidate: the function does not change, so the inputs are measured as trained
+        covs = ins.input_covariances(self.backbone, self.layers, self.batches())
+        _grow_protected(self.layers, covs, ins.threshold_at(self.t, self.cfg.tasks))
+
+
+PEERS = {"inflora": InfLoRA, "clora_inp": CLoRAInp}

@@ -1,0 +1,181 @@
+"""InfLoRA, the input-protecting C-LoRA (ours), the input-subspace helpers, and the Fashion-MNIST loader."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from clora_lite import input_subspace as ins
+from clora_lite import peers, realdata, vit
+from clora_lite.data import DatasetMissing
+
+
+def cfg(**kw):
+    base = dict(method="inflora", rank=4, alpha=None, targets=("q", "k", "v"), align_head=False, head="linear",
+                head_lr=1e-2, lr=1e-2, detach_old=True, orth_energy=0.95, orth_side="both", lambda_orth=100.0,
+                routing_lr=None, tasks=3)
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+def small_vit():
+    torch.manual_seed(0)
+    return vit.ViT(vit.ViTConfig(image_size=16, patch=8, dim=32, depth=2, heads=2, mlp_dim=64))
+
+
+def batches_of(x):
+    return lambda: iter(x.split(8))
+
+
+# ---------------------------------------------------------------- input_subspace
+
+def test_input_covariance_is_the_mean_outer_product_over_all_tokens():
+    lin = nn.Linear(5, 3)
+    model = nn.Sequential(lin)
+    x = torch.randn(4, 7, 5)
+    C = ins.input_covariances(model, {"l": lin}, [x[:2], x[2:]])["l"]
+    flat = x.reshape(-1, 5).double()
+    torch.testing.assert_close(C, flat.T @ flat / len(flat))
+    with pytest.raises(ValueError, match="saw no input"):
+        ins.input_covariances(model, {"l": lin}, [])
+
+
+def test_grow_basis_holds_the_threshold_energy_and_grows():
+    torch.manual_seed(0)
+    d = 20
+    X1 = torch.randn(200, 4) @ torch.randn(4, d) + 0.05 * torch.randn(200, d)   # mostly a 4-dim subspace
+    C1 = (X1.T @ X1 / 200).double()
+    M = ins.grow_basis(torch.zeros(d, 0, dtype=torch.float64), C1, 0.95)
+    assert 1 <= M.shape[1] <= 4
+    torch.testing.assert_close(M.T @ M, torch.eye(M.shape[1], dtype=torch.float64))
+    # first task, as the official code: the leading directions whose cumulative share stays below the threshold
+    U = torch.linalg.svd(C1).U
+    k = M.shape[1]
+    assert ins.energy_share(M, C1) < 0.95 <= ins.energy_share(U[:, :k + 1], C1)
+    X2 = torch.randn(200, 3) @ torch.randn(3, d)    # another subspace
+    C2 = (X2.T @ X2 / 200).double()
+    M2 = ins.grow_basis(M, C2, 0.97)
+    assert M2.shape[1] > M.shape[1]
+    torch.testing.assert_close(M2[:, :M.shape[1]], M)                       # old directions kept as they were
+    torch.testing.assert_close(M2.T @ M2, torch.eye(M2.shape[1], dtype=torch.float64))
+    assert ins.energy_share(M2, C2) >= 0.97
+    P = M2 @ M2.T
+    torch.testing.assert_close(ins.basis_of(P) @ ins.basis_of(P).T, P)
+
+
+def test_threshold_rises_from_095_towards_1():
+    assert ins.threshold_at(0, 10) == pytest.approx(0.95)
+    assert ins.threshold_at(5, 10) == pytest.approx(0.975)
+    assert ins.threshold_at(9, 10) < 1.0
+
+
+# ---------------------------------------------------------------- InfLoRA
+
+def test_inflora_designs_A_off_the_protected_subspace_merges_and_grows():
+    torch.manual_seed(0)
+    learner = peers.InfLoRA(small_vit(), 6, cfg())
+    x0, x1 = torch.randn(24, 3, 16, 16), torch.randn(24, 3, 16, 16) + 1.0
+    learner.begin_task(0, [0, 1])
+    with pytest.raises(peers.NeedsTaskData, match="prepare_task"):
+        learner.param_groups()
+    learner.prepare_task(batches_of(x0))
+    layers = list(learner.layers.values())
+    assert len(layers) == 4   # k and v of 2 blocks
+    for m in layers:
+        A = m.lora_A.double() * 3 ** 0.5
+        torch.testing.assert_close(A @ A.T, torch.eye(4, dtype=torch.float64), atol=1e-5, rtol=0)   # orthonormal rows
+        assert not m.lora_A.requires_grad and m.lora_B.requires_grad
+    trained = {id(p) for g in learner.param_groups() for p in g["params"]}
+    assert trained == {id(p) for p in learner.head.parameters()} | {id(m.lora_B) for m in layers}
+    with torch.no_grad():
+        for m in layers:
+            m.lora_B.normal_()   # stands in for training
+    learner.end_task()
+    k0 = [int(torch.trace(m.protected).round()) for m in layers]
+    assert all(k >= 1 for k in k0)
+
+    before = learner.backbone(x0[:4])
+    learner.begin_task(1, [2, 3])          # merge the trained branch into W0, new branch at B = 0
+    torch.testing.assert_close(learner.backbone(x0[:4]), before, atol=1e-5, rtol=1e-4)
+    learner.prepare_task(batches_of(x1))
+    for m in layers:
+        # the new A reads nothing of the protected input subspace
+        assert (m.lora_A.double() @ m.protected.double()).abs().max() < 1e-5
+    learner.end_task()
+    k1 = [int(torch.trace(m.protected).round()) for m in layers]
+    assert all(b >= a for a, b in zip(k0, k1)) and sum(k1) > sum(k0)
+
+
+# ---------------------------------------------------------------- the kit's input-protecting C-LoRA
+
+def test_clora_inp_penalty_is_zero_off_the_protected_inputs_and_positive_on_them():
+    learner = peers.CLoRAInp(small_vit(), 6, cfg(method="clora_inp", lambda_orth=0.0, lambda_in=1.0))
+    learner.begin_task(1, [2, 3])
+    learner.prepare_task(batches_of(torch.randn(8, 3, 16, 16)))
+    m = next(iter(learner.layers.values()))
+    d = m.base.in_features
+    with torch.no_grad():
+        for other in learner.layers.values():
+            other.R_delta.zero_()
+        m.R_delta.copy_(torch.eye(m.rank))
+        m.lora_A.zero_()
+        m.lora_A[:, : d // 2] = torch.randn(m.rank, d // 2)          # A reads only the first half of the inputs
+        m.protected.zero_()
+        m.protected[d // 2:, d // 2:] = torch.eye(d - d // 2)        # old inputs live in the second half
+    assert learner.regularizer().item() == 0.0
+    with torch.no_grad():
+        m.protected.zero_()
+        m.protected[:2, :2] = torch.eye(2)                           # old inputs overlap what A reads
+    assert learner.regularizer().item() > 0.0
+
+
+def test_clora_inp_design_A_keeps_the_old_route_and_grows_the_basis():
+    torch.manual_seed(0)
+    learner = peers.CLoRAInp(small_vit(), 6, cfg(method="clora_inp", design_A=True))
+    x0, x1 = torch.randn(16, 3, 16, 16), torch.randn(16, 3, 16, 16) * 2
+    learner.begin_task(0, [0, 1])
+    learner.prepare_task(batches_of(x0))
+    with torch.no_grad():
+        for m in learner.layers.values():
+            m.R_delta.copy_(torch.diag(torch.tensor([1.0, 0.5, 0.0, 0.0])))   # old routing reads rows 0 and 1
+    learner.end_task()
+    assert all(torch.trace(m.protected) >= 1 for m in learner.layers.values())
+    old = {n: (m.R_old @ m.lora_A).clone() for n, m in learner.layers.items()}
+    learner.begin_task(1, [2, 3])
+    learner.prepare_task(batches_of(x1))
+    for n, m in learner.layers.items():
+        torch.testing.assert_close(m.R_old @ m.lora_A, old[n], atol=1e-5, rtol=1e-4)   # the old route is untouched
+        free = m.lora_A[2:].double()                                   # the re-aimed rows avoid old inputs
+        assert (free @ m.protected.double()).abs().max() < 1e-5
+
+
+# ---------------------------------------------------------------- Fashion-MNIST
+
+def test_fashion_mnist_real_path():
+    if realdata.find_fashion_mnist() is None:
+        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    b = realdata.split_fashion_mnist(5, train_per_class=20, test_per_class=10, seed=1)
+    assert b.train_x.shape == (200, 3, 32, 32) and b.train_x.dtype == torch.uint8
+    assert b.test_x.shape == (100, 3, 32, 32)
+    assert b.tasks == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    assert torch.equal(b.train_x[:, 0], b.train_x[:, 2])              # grey repeated to 3 channels
+    assert b.train_x[:, :, :2].max() == 0                             # zero padding around the 28x28 image
+    assert b.train_x.float().mean() > 10                              # real images, not blank
+    assert (b.train_y.bincount() == 20).all()
+    assert b.class_names[0] == realdata.FASHION_NAMES[b.class_order[0]]
+    x, y = b.split(1, train=False)
+    assert set(y.tolist()) == {2, 3}
+
+
+def test_fashion_mnist_missing_is_one_line_with_the_install_command(tmp_path, monkeypatch):
+    monkeypatch.setattr(realdata, "DEBIAN_FASHION_DIR", tmp_path / "nowhere")
+    with pytest.raises(DatasetMissing) as e:
+        realdata.split_fashion_mnist(5, data_dir=tmp_path)
+    assert "apt-get install dataset-fashion-mnist" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_read_idx_rejects_a_truncated_file(tmp_path):
+    p = tmp_path / "bad-idx3-ubyte"
+    p.write_bytes(bytes([0, 0, 8, 1]) + (10).to_bytes(4, "big") + bytes(3))
+    with pytest.raises(DatasetMissing, match="truncated"):
+        realdata.read_idx(p)

@@ -2,9 +2,9 @@
 ("C-LoRA: Continual Low-Rank Adaptation for Pre-trained Models", Zhang, Bai, Yang, Liang, 2025)."""
 from .lora import LoRALinear
 from .clora import CLoRALinear, from_loras
-from .adapters import add_adapters, adapters_of, consolidate, merge_adapters, orthogonality_loss
+from .adapters import add_adapters, adapters_of, consolidate, merge_adapters, orthogonality_loss, remove_adapters
 from . import vit  # clora_lite.vit.build(...) after a plain `import clora_lite`
 
 __version__ = "0.1.0"
 __all__ = ["LoRALinear", "CLoRALinear", "from_loras", "add_adapters", "adapters_of", "consolidate",
-           "merge_adapters", "orthogonality_loss"]
+           "merge_adapters", "orthogonality_loss", "remove_adapters"]

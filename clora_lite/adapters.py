@@ -50,6 +50,15 @@ def consolidate(model: nn.Module) -> None:
         m.consolidate()
 
 
+def remove_adapters(model: nn.Module) -> nn.Module:
+    """Unwrap every adapter back to its frozen base nn.Linear, dropping the update, in place; returns the model.
+    (add / merge / remove: the three ways in and out, as in minLoRA.)"""
+    for name, m in list(model.named_modules()):
+        if isinstance(m, (LoRALinear, CLoRALinear)):
+            _set_submodule(model, name, m.base)
+    return model
+
+
 def merge_adapters(model: nn.Module) -> nn.Module:
     """Replace every adapter by its merged nn.Linear, in place; returns the model."""
     for name, m in list(model.named_modules()):

@@ -8,19 +8,21 @@ from pathlib import Path
 import sys
 import time
 
-from .config import Config, ConfigError, check
+from .config import Config, ConfigError, check, read_json
+from .methods import METHODS
 
 # Named variants accepted by --methods beside the plain method names: the design's ablations.
 VARIANTS = {"clora_no_orth": {"method": "clora", "lambda_orth": 0.0},
             "clora_no_stopgrad": {"method": "clora", "detach_old": False},
             "clora_left": {"method": "clora", "orth_side": "left"}}
-ALL_METHODS = ("frozen", "finetune", "seq_lora", "lora_per_task", "clora", "joint")
+ALL_METHODS = tuple(METHODS)
+COMPARE_METHODS = ("frozen", "finetune", "seq_lora", "lora_per_task", "clora", "joint")
 
 # The demo: every method on the synthetic 10-task benchmark with the shipped small ViT, sized to finish
 # in about 3 minutes on 2 CPU cores.
 DEMO = dict(benchmark="synthetic", tasks=10, classes=100, train_per_class=64, test_per_class=40,
             backbone="vit_tiny", epochs=3, batch=64)
-DEMO_METHODS = ALL_METHODS + ("clora_no_orth",)
+DEMO_METHODS = COMPARE_METHODS + ("clora_no_orth",)
 
 
 class UsageError(Exception):
@@ -32,40 +34,73 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def bool_flag(p, name, help):
-    p.add_argument(f"--{name}", dest=name.replace("-", "_"), action=argparse.BooleanOptionalAction, default=None,
-                   help=help)
+# (flag, type, what it does); the default shown in --help is the command's own (Config's, or the demo's).
+RUN_OPTIONS = [
+    ("method", str, "frozen | finetune | seq_lora | lora_per_task | clora | joint (and the peers/variants listed "
+                    "under compare --methods)"),
+    ("benchmark", str, "synthetic | synthetic_inverted | split_cifar100 | split_cifar10 | imagefolder:PATH"),
+    ("tasks", int, "number of tasks the classes are split into"),
+    ("task-sizes", str, "classes per task, comma-separated (e.g. 50,10,10,10,10,10); default: equal tasks"),
+    ("classes", int, "number of classes (synthetic benchmarks only)"),
+    ("train-per-class", int, "training images per class (synthetic only)"),
+    ("test-per-class", int, "test images per class (synthetic only)"),
+    ("val-fraction", float, "share of each class's training images held out as a validation split (tune on it)"),
+    ("order", str, "class order of real benchmarks: seed1993 (PyCIL's shuffle) | label"),
+    ("backbone", str, "vit_tiny (32 px, shipped weights) | vit_b16 (torchvision ImageNet) | vit_b16_in21k (timm)"),
+    ("epochs", int, "epochs per task"),
+    ("batch", int, "training batch size"),
+    ("eval-batch", int, "evaluation batch size (results do not depend on it)"),
+    ("lr", float, "learning rate of the adapters (AdamW, cosine decay per task)"),
+    ("routing-lr", float, "C-LoRA's R_delta learning rate; default: the same as --lr"),
+    ("head-lr", float, "learning rate of the linear head"),
+    ("backbone-lr", float, "learning rate of full fine-tuning (finetune)"),
+    ("rank", int, "adapter rank r"),
+    ("alpha", float, "adapter scale numerator, s = alpha / r; default: alpha = rank (s = 1)"),
+    ("targets", str, "comma-separated Linear layers to adapt: q,k,v,proj,fc1,fc2"),
+    ("lambda-orth", float, "weight of C-LoRA's orthogonality penalty"),
+    ("orth-energy", float, "share of R_old's energy whose singular directions the penalty protects"),
+    ("orth-side", str, "both | left | right: which sides of R_delta the penalty constrains"),
+    ("head", str, "linear | cosine"),
+    ("head-scale", float, "logit scale of the cosine head"),
+    ("align-steps", int, "head-alignment steps after each task"),
+    ("seed", int, "random seed (data, initialisation, order of batches)"),
+    ("device", str, "auto (cuda if present) | cpu | cuda | cuda:N | mps"),
+    ("amp", str, "auto (bf16 autocast on cuda) | bf16 | off"),
+    ("data-dir", str, "where downloads land; default: $CLORA_DATA or ~/.cache/clora_lite"),
+]
+BOOL_OPTIONS = [
+    ("detach-old", "stop-gradient on C-LoRA's old route (--no-detach-old for the ablation)"),
+    ("pretrained", "start from pre-trained backbone weights"),
+    ("compile", "torch.compile the backbone"),
+    ("align-head", "after each task, retrain the head on sampled class statistics (our addition)"),
+]
 
 
-def add_run_options(p):
-    p.add_argument("--method", help="frozen | finetune | seq_lora | lora_per_task | clora | joint")
-    p.add_argument("--benchmark", help="synthetic | synthetic_inverted | split_cifar100 | split_cifar10 | imagefolder:PATH")
-    for name, kind in [("tasks", int), ("epochs", int), ("rank", int), ("seed", int), ("batch", int),
-                       ("classes", int), ("train-per-class", int), ("test-per-class", int), ("eval-batch", int),
-                       ("lr", float), ("routing-lr", float), ("head-lr", float), ("backbone-lr", float), ("alpha", float), ("lambda-orth", float),
-                       ("orth-energy", float), ("align-steps", int)]:
-        p.add_argument(f"--{name}", type=kind, dest=name.replace("-", "_"))
-    p.add_argument("--backbone", help="vit_tiny | vit_b16 | vit_b16_in21k")
-    p.add_argument("--targets", help="comma-separated: q,k,v,proj,fc1,fc2")
-    p.add_argument("--orth-side", dest="orth_side", help="both | left | right")
-    p.add_argument("--order", help="class order of real benchmarks: seed1993 | label")
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    p.add_argument("--amp", help="auto | bf16 | off")
-    p.add_argument("--data-dir", dest="data_dir")
-    p.add_argument("--config", help="a JSON file of settings (flags given here override it)")
-    bool_flag(p, "detach-old", "stop-gradient on the old route (--no-detach-old for the ablation)")
-    bool_flag(p, "pretrained", "start from pre-trained backbone weights")
-    bool_flag(p, "compile", "torch.compile the backbone")
-    bool_flag(p, "align-head", "after each task, retrain the head on sampled class statistics (our choice)")
-    p.add_argument("--head", help="linear | cosine")
-    p.add_argument("--out", help="output folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+def add_run_options(p, defaults: dict) -> None:
+    """Every Config field as a flag. Flags default to None so that only what the user typed overrides the
+    command's defaults and a --config file; --help shows the command's default for each."""
+    shown = lambda name: defaults[name.replace("-", "_")]
+    for name, kind, text in RUN_OPTIONS:
+        default = shown(name)
+        if isinstance(default, (tuple, list)):
+            default = ",".join(map(str, default))
+        p.add_argument(f"--{name}", type=kind, dest=name.replace("-", "_"),
+                       help=f"{text} (default: {default})")
+    for name, text in BOOL_OPTIONS:
+        p.add_argument(f"--{name}", dest=name.replace("-", "_"), action=argparse.BooleanOptionalAction, default=None,
+                       help=f"{text} (default: {'on' if shown(name) else 'off'})")
+    p.add_argument("--config", metavar="FILE.json",
+                   help="a JSON object of settings; precedence: the command's defaults < this file < flags "
+                        "(default: none)")
+    p.add_argument("--out", help="output folder; the same folder again resumes (default: runs/<command or method>)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (default: off)")
 
 
 def config_from(args, base: dict | None = None) -> Config:
+    """Precedence: Config's defaults < the command's own (`base`) < --config file < flags; checked once."""
     d = dict(base or {})
     if getattr(args, "config", None):
-        d.update(Config.from_json(args.config).to_dict())
+        d.update(read_json(args.config))
     names = {f.name for f in dataclasses.fields(Config)}
     d.update({k: v for k, v in vars(args).items() if k in names and v is not None})
     return Config.from_dict(d)
@@ -150,51 +185,54 @@ def cmd_bench(args):
 
 def cmd_pretrain(args):
     from .pretrain import pretrain
-    from .vit import DATA_DIR, TINY_WEIGHTS
-    out = Path(args.out or DATA_DIR / TINY_WEIGHTS)
+    from .env import shipped_file
+    from .vit import TINY_WEIGHTS
+    out = Path(args.out or shipped_file(TINY_WEIGHTS))
     if out.exists() and not args.force:
         raise ConfigError(f"out={str(out)!r} exists: pass --force to replace it, or choose another --out")
     if not out.parent.is_dir() or not os.access(out.parent, os.W_OK):
         raise ConfigError(f"out={str(out)!r} is not writable: its folder does not exist or is read-only")
     if args.steps < 1:
         raise ConfigError(f"steps={args.steps} is not allowed: use a whole number >= 1")
-    meta = pretrain(steps=args.steps, seed=args.seed, out=out, device=args.device or "cpu")
+    meta = pretrain(steps=args.steps, seed=args.seed, out=out, device=args.device)
     print(json.dumps(meta))
 
 
 def build_parser() -> Parser:
     p = Parser(prog="python -m clora_lite", description="C-LoRA teaching kit: runs, comparisons, benchmarks")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+    config_defaults = Config().to_dict()
+    method_names = ", ".join(ALL_METHODS + tuple(VARIANTS))
     s = sub.add_parser("demo", help="offline: every method on the synthetic benchmark, report + plots")
-    add_run_options(s)
-    s.add_argument("--methods", help="comma-separated subset (default: all, plus clora_no_orth)")
+    add_run_options(s, {**config_defaults, **DEMO})
+    s.add_argument("--methods", help=f"comma-separated, from: {method_names} (default: {','.join(DEMO_METHODS)})")
     s.set_defaults(func=cmd_demo)
     s = sub.add_parser("run", help="one method over a task stream")
-    add_run_options(s)
+    add_run_options(s, config_defaults)
     s.set_defaults(func=cmd_run)
     s = sub.add_parser("compare", help="several methods, one folder each, plus summary.json/csv and plots")
-    add_run_options(s)
-    s.add_argument("--methods", default=",".join(ALL_METHODS),
-                   help=f"comma-separated; also {', '.join(VARIANTS)}")
+    add_run_options(s, config_defaults)
+    s.add_argument("--methods", default=",".join(COMPARE_METHODS),
+                   help=f"comma-separated, from: {method_names} (default: %(default)s)")
     s.set_defaults(func=cmd_compare)
     s = sub.add_parser("bench", help="training throughput with synthetic inputs (no downloads)")
-    s.add_argument("--backbone", default=None, help="default: vit_b16 on CUDA, vit_tiny on CPU")
-    s.add_argument("--batch", type=int, default=128)
-    s.add_argument("--steps", type=int, default=20)
-    s.add_argument("--method", default="clora", help="clora | seq_lora | frozen | finetune")
-    s.add_argument("--rank", type=int, default=8)
-    s.add_argument("--device", default="auto")
-    s.add_argument("--amp", default="auto")
-    s.add_argument("--compile", action="store_true")
+    s.add_argument("--backbone", default=None, help="vit_tiny | vit_b16 (default: vit_b16 on CUDA, vit_tiny elsewhere)")
+    s.add_argument("--batch", type=int, default=128, help="images per step (default: %(default)s)")
+    s.add_argument("--steps", type=int, default=20, help="timed steps, after a few warm-up steps (default: %(default)s)")
+    s.add_argument("--method", default="clora", help="clora | seq_lora | frozen | finetune (default: %(default)s)")
+    s.add_argument("--rank", type=int, default=8, help="adapter rank (default: %(default)s)")
+    s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: %(default)s)")
+    s.add_argument("--amp", default="auto", help="auto (bf16 on cuda) | bf16 | off (default: %(default)s)")
+    s.add_argument("--compile", action="store_true", help="torch.compile the backbone (default: off)")
     s.add_argument("--peak-tflops", type=float, default=None, dest="peak_tflops",
-                   help="the device's peak, to print the fraction achieved (H200 bf16 dense: 989)")
+                   help="the device's peak TFLOP/s, to print the share achieved; H200 bf16 dense: 989 (default: none)")
     s.set_defaults(func=cmd_bench)
     s = sub.add_parser("pretrain", help="regenerate the small pre-trained ViT shipped in data/")
-    s.add_argument("--steps", type=int, default=3000)
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--device", default=None)
-    s.add_argument("--out", default=None)
-    s.add_argument("--force", action="store_true", help="replace an existing weights file")
+    s.add_argument("--steps", type=int, default=3000, help="AdamW steps at batch 256 (default: %(default)s)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    s.add_argument("--device", default="cpu", help="cpu | cuda (default: %(default)s)")
+    s.add_argument("--out", default=None, help="weights file to write (default: the shipped file, data/vit_tiny_synthetic.pt)")
+    s.add_argument("--force", action="store_true", help="replace an existing weights file (default: off)")
     s.set_defaults(func=cmd_pretrain)
     return p
 
@@ -206,11 +244,12 @@ def print_table(results):
 
 def main(argv=None) -> int:
     from .data import DatasetMissing
+    from .env import DeviceUnavailable
     from .vit import WeightsUnavailable
     try:
         args = build_parser().parse_args(argv)
         args.func(args)
-    except (UsageError, ConfigError, DatasetMissing, WeightsUnavailable) as e:
+    except (UsageError, ConfigError, DatasetMissing, WeightsUnavailable, DeviceUnavailable) as e:
         print(f"clora_lite: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -2,10 +2,10 @@
 from dataclasses import dataclass, asdict, fields
 import json
 
+from .methods import METHODS
 from .vit import CONFIGS, ViT
 
-METHODS = ("frozen", "finetune", "seq_lora", "lora_per_task", "clora", "joint")
-BACKBONES = ("vit_tiny", "vit_b16", "vit_b16_in21k")
+BACKBONES = tuple(CONFIGS)
 
 
 class ConfigError(ValueError):
@@ -17,9 +17,11 @@ class Config:
     method: str = "clora"
     benchmark: str = "synthetic"        # synthetic | synthetic_inverted | split_cifar100 | split_cifar10 | imagefolder:PATH
     tasks: int = 10
+    task_sizes: tuple | None = None      # classes per task, e.g. (50, 10, 10, 10, 10, 10); None: equal tasks
     classes: int = 100                   # synthetic only
     train_per_class: int = 300           # synthetic only
     test_per_class: int = 50             # synthetic only
+    val_fraction: float = 0.0            # share of each class's training images held out for tuning
     order: str = "seed1993"              # class order of real benchmarks: seed1993 | label
     backbone: str = "vit_tiny"
     pretrained: bool = True
@@ -50,26 +52,45 @@ class Config:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["targets"] = list(self.targets)
+        d["task_sizes"] = None if self.task_sizes is None else list(self.task_sizes)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown config key {unknown[0]!r}: allowed keys are {', '.join(sorted(names))}")
-        d = dict(d)
-        if "targets" in d:
-            d["targets"] = tuple(d["targets"].split(",") if isinstance(d["targets"], str) else d["targets"])
+        """A checked Config from a dict holding any subset of the fields (the rest keep their defaults)."""
+        d = dict(unknown_keys_refused(d))
+        for key in ("targets", "task_sizes"):   # lists in JSON, comma-separated text on the command line
+            if isinstance(d.get(key), str):
+                d[key] = d[key].split(",")
+            if d.get(key) is not None:
+                d[key] = tuple(d[key])
+        if d.get("task_sizes"):
+            try:
+                d["task_sizes"] = tuple(int(v) for v in d["task_sizes"])
+            except ValueError:
+                raise ConfigError(f"task_sizes={d['task_sizes']!r} is not allowed: use whole numbers") from None
         return check(cls(**d))
 
-    @classmethod
-    def from_json(cls, path) -> "Config":
-        try:
-            with open(path) as f:
-                return cls.from_dict(json.load(f))
-        except (OSError, json.JSONDecodeError) as e:
-            raise ConfigError(f"config file {path!r} cannot be read as JSON ({type(e).__name__}: {e})") from None
+
+def unknown_keys_refused(d: dict) -> dict:
+    names = {f.name for f in fields(Config)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ConfigError(f"unknown config key {unknown[0]!r}: allowed keys are {', '.join(sorted(names))}")
+    return d
+
+
+def read_json(path) -> dict:
+    """The settings a JSON file holds, as written (no defaults filled in, so that merging keeps the precedence
+    command defaults < file < flags). Unknown keys and unreadable files: one-line ConfigError."""
+    try:
+        with open(path) as f:
+            d = json.load(f)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {str(path)!r} cannot be read as JSON ({type(e).__name__}: {e})") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a JSON object of settings, not {type(d).__name__}")
+    return unknown_keys_refused(d)
 
 
 def _need(ok: bool, msg: str):
@@ -104,6 +125,8 @@ def check(c: Config) -> Config:
           f"lambda_orth={c.lambda_orth!r} is not allowed: use a number >= 0")
     _need(is_num(c.orth_energy) and 0 < c.orth_energy <= 1,
           f"orth_energy={c.orth_energy!r} is not allowed: use a number in (0, 1]")
+    _need(is_num(c.val_fraction) and 0 <= c.val_fraction < 1,
+          f"val_fraction={c.val_fraction!r} is not allowed: use a number in [0, 1)")
     _need(c.orth_side in ("both", "left", "right"), f"orth_side={c.orth_side!r} is not allowed: use both, left or right")
     _need(c.order in ("seed1993", "label"), f"order={c.order!r} is not allowed: use seed1993 or label")
     _need(c.head in ("linear", "cosine"), f"head={c.head!r} is not allowed: use linear or cosine")
@@ -111,10 +134,16 @@ def check(c: Config) -> Config:
     _need(c.amp in ("auto", "bf16", "off"), f"amp={c.amp!r} is not allowed: use auto, bf16 or off")
     _need(c.device == "auto" or c.device == "cpu" or c.device.startswith("cuda") or c.device == "mps",
           f"device={c.device!r} is not allowed: use auto, cpu, cuda, cuda:N or mps")
+    if c.task_sizes is not None:
+        _need(len(c.task_sizes) == c.tasks and all(is_int(k) and k >= 1 for k in c.task_sizes),
+              f"task_sizes={','.join(map(str, c.task_sizes))} is not allowed: give tasks={c.tasks} whole numbers >= 1")
+    n = {"synthetic": c.classes, "synthetic_inverted": c.classes, "split_cifar100": 100, "split_cifar10": 10}.get(c.benchmark)
     if c.benchmark.startswith("synthetic"):
         _need(c.classes <= 144, f"classes={c.classes} is not allowed for synthetic: use 1 to 144")
-        _need(c.classes % c.tasks == 0, f"tasks={c.tasks} is not allowed: it must divide the {c.classes} classes")
-    if c.benchmark.startswith("split_cifar"):
-        n = int(c.benchmark[len("split_cifar"):])
-        _need(n % c.tasks == 0, f"tasks={c.tasks} is not allowed: it must divide the {n} classes of {c.benchmark}")
+    if n is not None and c.task_sizes is not None:
+        _need(sum(c.task_sizes) == n, f"task_sizes={','.join(map(str, c.task_sizes))} is not allowed: "
+                                      f"they must add up to the {n} classes of {c.benchmark}")
+    elif n is not None:
+        _need(n % c.tasks == 0, f"tasks={c.tasks} is not allowed: it must divide the {n} classes of {c.benchmark} "
+                                "(or give --task-sizes)")
     return c

@@ -1,9 +1,8 @@
-"""Benchmarks: a list of tasks (class ids) plus train/test tensors, and batched on-device augmentation.
+"""Benchmarks: a list of tasks (class ids) plus train/test tensors.
 
-All images are kept as uint8 (N, 3, H, W) on the training device; `prepare` turns a batch into normalised
-floats at the model's resolution with one affine_grid + grid_sample (random-resized-crop and flip, per sample),
-so a 2-core machine never feeds a GPU image by image. Labels are remapped to the incremental order: task t
-owns the contiguous labels [t * k, (t + 1) * k), and `class_order[i]` is the original id of label i.
+All images are kept as uint8 (N, 3, H, W) on the training device (`ViT.prepare` turns a batch into model
+inputs there). Labels are remapped to the incremental order: task t owns a contiguous block of labels
+(`tasks[t]`; equal blocks unless `task_sizes` says otherwise), and `class_order[i]` is the original id of label i.
 
 Benchmarks: "synthetic" (offline, generated), "synthetic_inverted" (the same as photographic negatives: a
 domain shift pre-training never saw), "split_cifar100", "split_cifar10" (torchvision download),
@@ -19,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import ConfigError
-from .vit import DATA_DIR
+from .env import data_dir as default_data_dir
 
 
 class DatasetMissing(RuntimeError):
@@ -38,6 +37,12 @@ class Benchmark:
     class_order: list       # original class ids in incremental order
     hflip: bool = True      # whether a horizontal flip keeps the class (not for the synthetic set)
     info: dict = field(default_factory=dict)
+    val_x: torch.Tensor | None = None   # filled by hold_out()
+    val_y: torch.Tensor | None = None
+
+    def __post_init__(self):
+        if self.val_x is None:
+            self.hold_out(0.0)
 
     @property
     def num_classes(self) -> int:
@@ -47,25 +52,53 @@ class Benchmark:
     def num_tasks(self) -> int:
         return len(self.tasks)
 
-    def split(self, t: int | list, train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images and labels of task t (or of a list of tasks)."""
+    def split(self, t: int | list, part: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (n, 3, H, W) uint8 and labels (n,) of task t (or of a list of tasks); part: train | val | test."""
         labels = [c for i in ([t] if isinstance(t, int) else t) for c in self.tasks[i]]
-        x, y = (self.train_x, self.train_y) if train else (self.test_x, self.test_y)
+        x, y = getattr(self, f"{part}_x"), getattr(self, f"{part}_y")
         keep = torch.isin(y, torch.tensor(labels, device=y.device))
         return x[keep], y[keep]
 
+    def task_of(self) -> torch.Tensor:
+        """(num_classes,) int64: the task that introduces each label."""
+        return torch.tensor([t for t, labels in enumerate(self.tasks) for _ in labels])
+
+    def hold_out(self, fraction: float, seed: int = 0) -> "Benchmark":
+        """Move a seeded `fraction` of every class's training images into a validation split (val_x, val_y),
+        in place: settings are tuned on it, never on the test split. fraction 0 leaves an empty split."""
+        g = torch.Generator().manual_seed(10_000 + seed)
+        val = torch.zeros(len(self.train_y), dtype=torch.bool)
+        if fraction > 0:
+            for c in self.train_y.unique().tolist():
+                idx = (self.train_y == c).nonzero().flatten().cpu()
+                k = min(len(idx) - 1, max(1, round(fraction * len(idx))))
+                val[idx[torch.randperm(len(idx), generator=g)[:k]]] = True
+        val = val.to(self.train_y.device)
+        self.val_x, self.val_y = self.train_x[val], self.train_y[val]
+        self.train_x, self.train_y = self.train_x[~val], self.train_y[~val]
+        return self
+
     def to(self, device) -> "Benchmark":
-        for k in ("train_x", "train_y", "test_x", "test_y"):
+        for k in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y"):
             setattr(self, k, getattr(self, k).to(device))
         return self
 
 
-def make_tasks(num_classes: int, num_tasks: int) -> list:
-    if not isinstance(num_tasks, int) or num_tasks < 1 or num_classes % num_tasks:
+def make_tasks(num_classes: int, num_tasks: int, sizes=None) -> list:
+    """Contiguous blocks of labels, one per task: equal blocks, or the block sizes given in `sizes`."""
+    if sizes:
+        sizes = list(sizes)
+        if len(sizes) != num_tasks or sum(sizes) != num_classes or min(sizes) < 1:
+            raise ConfigError(f"task_sizes={','.join(map(str, sizes))} is not allowed: give {num_tasks} positive "
+                              f"sizes that add up to the {num_classes} classes")
+    elif not isinstance(num_tasks, int) or num_tasks < 1 or num_classes % num_tasks:
         raise ConfigError(f"tasks={num_tasks!r} is not allowed: it must divide the {num_classes} classes "
-                         f"(e.g. {', '.join(str(d) for d in range(1, num_classes + 1) if num_classes % d == 0)})")
-    k = num_classes // num_tasks
-    return [list(range(t * k, (t + 1) * k)) for t in range(num_tasks)]
+                          f"(e.g. {', '.join(str(d) for d in range(1, num_classes + 1) if num_classes % d == 0)}), "
+                          "or give --task-sizes")
+    else:
+        sizes = [num_classes // num_tasks] * num_tasks
+    starts = [sum(sizes[:t]) for t in range(num_tasks)]
+    return [list(range(a, a + k)) for a, k in zip(starts, sizes)]
 
 
 def pycil_order(num_classes: int, seed: int = 1993) -> list:
@@ -139,7 +172,7 @@ def render_class(cls: tuple, n: int, g: torch.Generator, size: int = 32) -> torc
 
 
 def synthetic(num_tasks: int = 10, num_classes: int = 100, train_per_class: int = 300, test_per_class: int = 50,
-              seed: int = 0, pretrain: bool = False, inverted: bool = False) -> Benchmark:
+              seed: int = 0, pretrain: bool = False, inverted: bool = False, task_sizes=None) -> Benchmark:
     """A procedurally generated stand-in for Split-CIFAR-100, made in seconds with no files.
 
     Each class is a (shape, texture, hue) triple: 8 shapes x 6 textures x 8 hues. Classes share low-level
@@ -156,7 +189,7 @@ def synthetic(num_tasks: int = 10, num_classes: int = 100, train_per_class: int 
     pool = synthetic_classes(pretrain)
     if not 1 <= num_classes <= len(pool):
         raise ConfigError(f"classes={num_classes} is not allowed for synthetic: use 1 to {len(pool)}")
-    tasks = make_tasks(num_classes, num_tasks)
+    tasks = make_tasks(num_classes, num_tasks, task_sizes)
     g = torch.Generator().manual_seed(seed)
     pick = torch.randperm(len(pool), generator=g)[:num_classes].tolist()
     classes = [pool[i] for i in pick]
@@ -179,15 +212,16 @@ def synthetic(num_tasks: int = 10, num_classes: int = 100, train_per_class: int 
 # ---------------------------------------------------------------- real data
 
 def split_cifar(num_classes: int = 100, num_tasks: int = 10, order: str = "seed1993",
-                data_dir: Path | str = DATA_DIR, download: bool = True) -> Benchmark:
-    """Split-CIFAR-100 (or -10) via torchvision, downloaded into data_dir once."""
+                data_dir: Path | str | None = None, download: bool = True, task_sizes=None) -> Benchmark:
+    """Split-CIFAR-100 (or -10) via torchvision, downloaded once into data_dir (default: env.data_dir())."""
     import torchvision
     cls = {100: torchvision.datasets.CIFAR100, 10: torchvision.datasets.CIFAR10}[num_classes]
     name = f"split_cifar{num_classes}"
-    tasks = make_tasks(num_classes, num_tasks)
+    tasks = make_tasks(num_classes, num_tasks, task_sizes)
+    data_dir = Path(data_dir or default_data_dir())
     try:
         sets = [cls(str(data_dir), train=tr, download=download) for tr in (True, False)]
-    except Exception as e:
+    except OSError as e:   # no network (URLError), no disk space, unwritable folder; a bug elsewhere stays loud
         raise DatasetMissing(f"{name}: CIFAR-{num_classes} is not in {data_dir} and could not be downloaded "
                              f"({type(e).__name__}); run once with internet, or copy the torchvision "
                              f"'cifar-{num_classes}-python' folder there") from None
@@ -201,14 +235,14 @@ def split_cifar(num_classes: int = 100, num_tasks: int = 10, order: str = "seed1
                      info={"order": order})
 
 
-def imagefolder(path: str, num_tasks: int, image_size: int = 32) -> Benchmark:
+def imagefolder(path: str, num_tasks: int, image_size: int = 32, task_sizes=None) -> Benchmark:
     """PATH/train/<class>/*.png|jpg and PATH/test/<class>/*: classes in sorted order, resized to image_size."""
     from PIL import Image
     root = Path(path)
     if not (root / "train").is_dir() or not (root / "test").is_dir():
         raise DatasetMissing(f"imagefolder:{path}: needs the folders {root}/train/<class>/ and {root}/test/<class>/")
     names = sorted(d.name for d in (root / "train").iterdir() if d.is_dir())
-    tasks = make_tasks(len(names), num_tasks)
+    tasks = make_tasks(len(names), num_tasks, task_sizes)
 
     def load(split):
         xs, ys = [], []
@@ -229,41 +263,14 @@ def imagefolder(path: str, num_tasks: int, image_size: int = 32) -> Benchmark:
 BENCHMARKS = ("synthetic", "synthetic_inverted", "split_cifar100", "split_cifar10", "imagefolder:PATH")
 
 
-def load_benchmark(name: str, num_tasks: int = 10, seed: int = 0, data_dir=DATA_DIR, order: str = "seed1993",
-                   **synthetic_kw) -> Benchmark:
+def load_benchmark(name: str, num_tasks: int = 10, seed: int = 0, data_dir=None, order: str = "seed1993",
+                   task_sizes=None, **synthetic_kw) -> Benchmark:
     """By name: "synthetic", "synthetic_inverted", "split_cifar100", "split_cifar10" or "imagefolder:PATH"."""
     if name in ("synthetic", "synthetic_inverted"):
-        return synthetic(num_tasks, seed=seed, inverted=name == "synthetic_inverted", **synthetic_kw)
+        return synthetic(num_tasks, seed=seed, inverted=name == "synthetic_inverted", task_sizes=task_sizes,
+                         **synthetic_kw)
     if name in ("split_cifar100", "split_cifar10"):
-        return split_cifar(int(name[len("split_cifar"):]), num_tasks, order, data_dir)
+        return split_cifar(int(name[len("split_cifar"):]), num_tasks, order, data_dir, task_sizes=task_sizes)
     if name.startswith("imagefolder:"):
-        return imagefolder(name[len("imagefolder:"):], num_tasks)
+        return imagefolder(name[len("imagefolder:"):], num_tasks, task_sizes=task_sizes)
     raise ConfigError(f"benchmark={name!r} is not allowed: use one of {', '.join(BENCHMARKS)}")
-
-
-# ---------------------------------------------------------------- batched augmentation
-
-def prepare(x: torch.Tensor, size: int, mean, std, train: bool = False, hflip: bool = True,
-            crop_scale=(0.6, 1.0), ratio=(3 / 4, 4 / 3), generator: torch.Generator | None = None) -> torch.Tensor:
-    """uint8 (N, 3, H, W) -> normalised float (N, 3, size, size) on x's device.
-
-    train: a per-sample random-resized crop (area fraction in crop_scale, aspect in ratio) and, if hflip,
-    a random horizontal flip, all as one affine_grid + grid_sample. Eval: a plain resize."""
-    x = x.float().div_(255)
-    N = len(x)
-    if train:
-        rand = lambda: torch.rand(N, device=x.device, generator=generator)
-        area = crop_scale[0] + (crop_scale[1] - crop_scale[0]) * rand()
-        aspect = torch.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * rand())
-        w, h = (area * aspect).sqrt().clamp(max=1), (area / aspect).sqrt().clamp(max=1)
-        tx, ty = (1 - w) * (2 * rand() - 1), (1 - h) * (2 * rand() - 1)
-        flip = torch.where(rand() < 0.5, -1.0, 1.0) if hflip else torch.ones_like(w)
-        theta = torch.zeros(N, 2, 3, device=x.device)
-        theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w * flip, tx, h, ty
-        grid = F.affine_grid(theta, (N, 3, size, size), align_corners=False)
-        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-    elif x.shape[-1] != size:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
-    mean = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(std, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std

@@ -92,7 +92,7 @@ class Learner(nn.Module):
             loss.backward()
             opt.step()
 
-    def stored_params(self) -> int:
+    def total_params(self) -> int:
         """Parameters a deployment must keep: the backbone as merged plus the head (adapters fold in)."""
         return sum(p.numel() for n, p in self.named_parameters() if not _is_adapter_param(n))
 
@@ -130,7 +130,7 @@ class LoRAPerTask(SeqLoRA):
 
     Summing frozen old LoRAs is the same function and the same gradients as folding them into W0, so at the
     start of each task the previous LoRA is merged into W0 and a fresh one (B = 0) begins. Storage still grows
-    with the number of tasks for anyone who keeps the adapters apart: `stored_params` counts them."""
+    with the number of tasks for anyone who keeps the adapters apart: `total_params` counts them."""
 
     def begin_task(self, t, labels):
         super().begin_task(t, labels)
@@ -143,9 +143,9 @@ class LoRAPerTask(SeqLoRA):
                 nn.init.kaiming_uniform_(m.lora_A, a=math.sqrt(5))
                 m.lora_B.zero_()
 
-    def stored_params(self):
+    def total_params(self):
         per_task = sum(p.numel() for n, p in self.named_parameters() if _is_adapter_param(n))
-        return super().stored_params() + per_task * getattr(self, "tasks_seen", 1)
+        return super().total_params() + per_task * getattr(self, "tasks_seen", 1)
 
 
 class CLoRA(Learner):

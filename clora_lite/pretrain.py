@@ -21,15 +21,13 @@ def pretrain(steps: int = 3000, batch: int = 256, lr: float = 1e-3, per_class: i
     head = torch.nn.Linear(model.dim, pool).to(device)
     params = list(model.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
-    warm = steps // 20
+    warm = max(1, steps // 20)   # 5 % warm-up, at least one step
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     g = torch.Generator(device=device).manual_seed(seed)
-    cfg = model.config
     for step in range(steps):
         idx = torch.randint(len(bench.train_y), (batch,), device=device, generator=g)
-        x = data.prepare(bench.train_x[idx], cfg.image_size, cfg.mean, cfg.std, train=True, hflip=False,
-                         generator=g)
+        x = model.prepare(bench.train_x[idx], train=True, hflip=False, generator=g)
         loss = F.cross_entropy(head(model(x)), bench.train_y[idx], label_smoothing=0.1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -39,7 +37,7 @@ def pretrain(steps: int = 3000, batch: int = 256, lr: float = 1e-3, per_class: i
             log(f"step {step:5d}/{steps} loss {loss.item():.3f} ({time.time() - t0:.0f} s)")
     model.eval()
     with torch.no_grad():
-        correct = sum((head(model(data.prepare(x, cfg.image_size, cfg.mean, cfg.std))).argmax(1) == y).sum().item()
+        correct = sum((head(model(model.prepare(x))).argmax(1) == y).sum().item()
                       for x, y in zip(bench.test_x.split(1000), bench.test_y.split(1000)))
     meta = {"classes": pool, "train_per_class": per_class, "steps": steps, "batch": batch, "lr": lr, "seed": seed,
             "test_acc": 100.0 * correct / len(bench.test_y), "seconds": round(time.time() - t0, 1),

@@ -1,13 +1,16 @@
-"""The continual loop: per task, train, evaluate on every task seen so far, consolidate, checkpoint.
+"""The continual loop: per task, train, snapshot the adapters, consolidate, align the head, evaluate on every task
+seen so far, checkpoint.
 
-A run lives in a folder: config.json, results.json, checkpoints/task_XX.pt (all written atomically).
-Running again into the same folder resumes after the last finished task and ends with the same results as an
-uninterrupted run (every task's randomness is seeded from (seed, task)); a folder holding another config is
-refused, never overwritten.
+A run lives in a folder: config.json, results.json, checkpoints/task_XX.pt (the latest: enough to resume) and
+adapters/task_XX.pt (every task: the adapter tensors, for the analysis), all written atomically.
+Running again into the same folder resumes after the last finished task and ends with the same results and the
+same files as an uninterrupted run (every task's randomness is seeded from (seed, task)); a folder holding
+another config, or a damaged checkpoint, is refused in one line and left as it is.
 """
 import copy
 import json
 import os
+import pickle
 from pathlib import Path
 import platform
 import time
@@ -15,19 +18,13 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__, adapters as ad, data, metrics, vit
+from . import __version__, adapters as ad, data, env, metrics, vit
 from .config import Config, ConfigError, check
-from .methods import make_learner
+from .methods import Learner, make_learner
 
-PROGRESS_KEYS = ("rows", "seen_acc", "task_il_rows", "task_seconds", "images_per_second")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device={name!r} is not available here: use cpu (no CUDA device found)")
-    return torch.device(name)
+PROGRESS_KEYS = ("rows", "seen_acc", "task_il_rows", "val_rows", "val_seen_acc", "task_seconds",
+                 "images_per_second")
+ADAPTER_TENSORS = ("lora_A", "lora_B", "R_old", "R_delta")
 
 
 def atomic_write(path: Path, write) -> None:
@@ -45,8 +42,9 @@ def load_benchmark(cfg: Config) -> data.Benchmark:
     kw = {}
     if cfg.benchmark.startswith("synthetic"):
         kw = dict(num_classes=cfg.classes, train_per_class=cfg.train_per_class, test_per_class=cfg.test_per_class)
-    return data.load_benchmark(cfg.benchmark, cfg.tasks, seed=cfg.seed, order=cfg.order,
-                               data_dir=cfg.data_dir or vit.DATA_DIR, **kw)
+    bench = data.load_benchmark(cfg.benchmark, cfg.tasks, seed=cfg.seed, order=cfg.order, data_dir=cfg.data_dir,
+                                task_sizes=cfg.task_sizes, **kw)
+    return bench.hold_out(cfg.val_fraction, cfg.seed)
 
 
 def prepare_out(out: Path, cfg: Config) -> None:
@@ -55,7 +53,7 @@ def prepare_out(out: Path, cfg: Config) -> None:
     if cfg_path.exists():
         try:
             old = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             raise ConfigError(f"{cfg_path} is not valid JSON: choose another --out") from None
         if old != cfg.to_dict():
             diff = sorted(k for k in set(old) | set(cfg.to_dict()) if old.get(k) != cfg.to_dict().get(k))
@@ -64,141 +62,217 @@ def prepare_out(out: Path, cfg: Config) -> None:
         return
     try:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (out / "adapters").mkdir(exist_ok=True)
         write_json(cfg_path, cfg.to_dict())
     except OSError as e:
         raise ConfigError(f"out={str(out)!r} is not writable ({e.strerror})") from None
 
 
+def predictions(logits: torch.Tensor, labels: torch.Tensor, tasks: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """logits (N, C_seen), labels (N,) -> (class-IL predictions, task-IL predictions), each (N,).
+    Class-IL: the argmax over every seen class. Task-IL: the argmax within the true label's own task
+    (tasks[t] = its contiguous labels; tasks may differ in size)."""
+    bounds = torch.tensor([[t[0], t[-1] + 1] for t in tasks], device=labels.device)
+    task_of = torch.cat([torch.full((len(t),), i) for i, t in enumerate(tasks)]).to(labels.device)
+    lo, hi = bounds[task_of[labels]].unbind(1)                                       # (N,), (N,)
+    cols = torch.arange(logits.shape[1], device=logits.device)
+    inside = (cols >= lo[:, None]) & (cols < hi[:, None])
+    return logits.argmax(1), logits.masked_fill(~inside, float("-inf")).argmax(1)
+
+
 @torch.no_grad()
-def evaluate(learner, bench: data.Benchmark, seen: int, device, eval_batch: int, amp) -> tuple:
-    """After `seen` tasks: (R row over tasks 0..seen-1, A over all seen classes, task-IL row), in percent.
+def evaluate(learner: Learner, bench: data.Benchmark, seen: int, device, eval_batch: int, bf16: bool,
+             part: str = "test") -> tuple:
+    """After `seen` tasks: (acc row over tasks 0..seen-1, accuracy over all seen classes, task-IL row), in percent.
     Runs on a merged copy of the backbone (adapters folded into W0: what inference would deploy)."""
     backbone = ad.merge_adapters(copy.deepcopy(learner.backbone).eval())
-    n_seen = sum(len(t) for t in bench.tasks[:seen])
-    cfgv = backbone.config
-    x, y = bench.split(list(range(seen)), train=False)
+    tasks = bench.tasks[:seen]
+    n_seen = tasks[-1][-1] + 1
+    x, y = bench.split(list(range(seen)), part)
     preds, task_preds = [], []
     for xb, yb in zip(x.split(eval_batch), y.split(eval_batch)):
-        with amp():
-            logits = learner.logits(backbone(data.prepare(xb, cfgv.image_size, cfgv.mean, cfgv.std))).float()[:, :n_seen]
-        preds.append(logits.argmax(1))
-        # task-IL: the argmax within the true task's own classes
-        k = len(bench.tasks[0])
-        lo = (yb // k) * k
-        masked = logits.gather(1, lo[:, None] + torch.arange(k, device=logits.device))
-        task_preds.append(lo + masked.argmax(1))
+        with env.autocast(device, bf16):
+            logits = learner.logits(backbone(backbone.prepare(xb))).float()[:, :n_seen]
+        p, tp = predictions(logits, yb, tasks)
+        preds.append(p)
+        task_preds.append(tp)
     pred, tpred = torch.cat(preds), torch.cat(task_preds)
     row, trow = [], []
-    for j in range(seen):
-        m = (y >= bench.tasks[j][0]) & (y <= bench.tasks[j][-1])
+    for labels in tasks:
+        m = (y >= labels[0]) & (y <= labels[-1])
         row.append(100.0 * (pred[m] == y[m]).float().mean().item())
         trow.append(100.0 * (tpred[m] == y[m]).float().mean().item())
     return row, 100.0 * (pred == y).float().mean().item(), trow
 
 
+def train_task(learner: Learner, x: torch.Tensor, y: torch.Tensor, cfg: Config, desc: str, hflip: bool,
+               g: torch.Generator, bf16: bool, progress: bool) -> tuple[float, int]:
+    """cfg.epochs over (x uint8 (N, 3, H, W), y (N,)) with a fresh AdamW and cosine schedule, full batches only
+    (static shapes). Returns (seconds, images seen)."""
+    device = y.device
+    learner.train()
+    opt = torch.optim.AdamW(learner.param_groups(), weight_decay=0.0)
+    steps_per_epoch = max(1, len(y) // cfg.batch)
+    total = steps_per_epoch * cfg.epochs
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total, 1))
+    t0 = time.perf_counter()
+    bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
+    for step in range(total):
+        if step % steps_per_epoch == 0:
+            perm = torch.randperm(len(y), device=device, generator=g)
+        idx = perm[(step % steps_per_epoch) * cfg.batch:][:cfg.batch]
+        images = learner.backbone.prepare(x[idx], train=True, hflip=hflip, generator=g)
+        with env.autocast(device, bf16):
+            loss = learner.loss(images, y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        bar.update()
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    bar.close()
+    return time.perf_counter() - t0, total * min(cfg.batch, len(y))
+
+
+@torch.no_grad()
+def align_head(learner: Learner, x: torch.Tensor, y: torch.Tensor, n_seen: int, cfg: Config,
+               g: torch.Generator, bf16: bool) -> None:
+    """Store the current task's class statistics (features of its training images), then retrain the head over
+    all n_seen classes on features sampled from every seen class's Gaussian (our addition, `align_head`)."""
+    learner.eval()
+    with env.autocast(y.device, bf16):
+        feats = torch.cat([learner.backbone(learner.backbone.prepare(xb)).float() for xb in x.split(cfg.eval_batch)])
+    learner.record_class_stats(feats, y)
+    with torch.enable_grad():
+        learner.align_head(n_seen, cfg.align_steps, generator=g)
+
+
+def adapter_tensors(learner: Learner) -> dict:
+    """{state-dict name: tensor} of every lora_A, lora_B, R_old, R_delta (a flat, weights_only-loadable dict)."""
+    return {k: v.detach().cpu().clone() for k, v in learner.state_dict().items()
+            if k.rsplit(".", 1)[-1] in ADAPTER_TENSORS}
+
+
+def load_checkpoint(path: Path, device) -> dict:
+    """A checkpoint, or a one-line ConfigError saying the file is damaged and what to do (nothing is deleted)."""
+    try:
+        blob = torch.load(path, map_location=device, weights_only=True)
+        missing = [k for k in ("task", "state", "rows") if k not in blob]   # a truncated dict is damaged too
+        if missing:
+            raise KeyError(missing[0])
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"{path} is damaged ({type(e).__name__}): nothing was changed; move it out of the folder "
+                          "to redo the run from its start, or use another --out") from None
+    return blob
+
+
+def resume(out: Path, learner: Learner, stream: list, device, log) -> tuple[dict, int]:
+    """The progress saved in the latest checkpoint and the first task still to train (0 if none)."""
+    ckpts = sorted((out / "checkpoints").glob("task_*.pt"))
+    if not ckpts:
+        return {k: [] for k in PROGRESS_KEYS}, 0
+    blob = load_checkpoint(ckpts[-1], device)
+    start = blob["task"] + 1
+    for t in range(start):   # replay the bookkeeping of finished tasks (adapter resets, head ranges)
+        learner.begin_task(t, stream[t])
+    try:
+        learner.load_state_dict(blob["state"])
+    except RuntimeError as e:
+        raise ConfigError(f"{ckpts[-1]} does not fit this run ({str(e).splitlines()[0]}): move it out of the "
+                          "folder to redo the run, or use another --out") from None
+    log(f"{out}: resuming after task {start}")
+    return {k: blob.get(k, []) for k in PROGRESS_KEYS}, start
+
+
+def finished_results(out: Path, cfg: Config) -> dict | None:
+    """results.json of a finished run with this config, None if the run is not finished."""
+    if not ((out / "results.json").exists() and (out / "config.json").exists()):
+        return None
+    prepare_out(out, cfg)   # refuses a folder holding another config
+    try:
+        return json.loads((out / "results.json").read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ConfigError(f"{out / 'results.json'} is damaged: nothing was changed; move it out of the folder to "
+                          "rebuild it from the last checkpoint, or use another --out") from None
+
+
 def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=print) -> dict:
     """Train cfg.method over the benchmark's tasks; return (and write, if out) the results dict."""
     check(cfg)
-    device = resolve_device(cfg.device)
+    device = env.resolve_device(cfg.device)
     out = Path(out) if out is not None else None
-    if out is not None and (out / "results.json").exists() and (out / "config.json").exists():
-        prepare_out(out, cfg)   # refuses a folder holding another config
+    if out is not None and (done := finished_results(out, cfg)) is not None:
         log(f"{out}: already finished, results loaded")
-        return json.loads((out / "results.json").read_text())
+        return done
     # Everything that can fail on bad input (data, weights) happens before anything is written.
     bench = load_benchmark(cfg).to(device)
     torch.manual_seed(cfg.seed)
-    backbone = vit.build(cfg.backbone, pretrained=cfg.pretrained)
-    learner = make_learner(backbone, bench.num_classes, cfg).to(device)
+    learner = make_learner(vit.build(cfg.backbone, pretrained=cfg.pretrained), bench.num_classes, cfg).to(device)
     if out is not None:
         prepare_out(out, cfg)
-    use_bf16 = cfg.amp == "bf16" or (cfg.amp == "auto" and device.type == "cuda")
-    amp = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
+    bf16 = env.use_bf16(cfg.amp, device)
     if cfg.compile:
         learner.backbone.compile()   # in place: state-dict names unchanged, so checkpoints stay portable
 
     joint = cfg.method == "joint"
     stream = [sum(bench.tasks, [])] if joint else bench.tasks   # joint: one task holding every class
-    state = {k: [] for k in PROGRESS_KEYS}   # per-task progress, saved in every checkpoint
-    start = 0
-    if out is not None:
-        ckpts = sorted((out / "checkpoints").glob("task_*.pt"))
-        if ckpts:
-            blob = torch.load(ckpts[-1], map_location=device, weights_only=True)
-            start = blob["task"] + 1
-            for t in range(start):  # replay the bookkeeping of finished tasks (adapter resets, head ranges)
-                learner.begin_task(t, stream[t])
-            learner.load_state_dict(blob["state"])
-            state = {k: blob[k] for k in PROGRESS_KEYS}
-            log(f"{out}: resuming after task {start}")
-
-    cv = backbone.config
+    state, start = resume(out, learner, stream, device, log) if out is not None else ({k: [] for k in PROGRESS_KEYS}, 0)
     for t in range(start, len(stream)):
         torch.manual_seed(cfg.seed * 1000 + t)
         g = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + t)
         learner.begin_task(t, stream[t])
-        learner.train()
-        opt = torch.optim.AdamW(learner.param_groups(), weight_decay=0.0)
-        x, y = bench.split(list(range(len(bench.tasks))) if joint else t, train=True)
-        steps_per_epoch = max(1, len(y) // cfg.batch)
-        total = steps_per_epoch * cfg.epochs
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total, 1))
-        t0 = time.perf_counter()
-        bar = tqdm(total=total, desc=f"{cfg.method} task {t + 1}/{len(stream)}", disable=not progress, leave=False)
-        for step in range(total):
-            if step % steps_per_epoch == 0:
-                perm = torch.randperm(len(y), device=device, generator=g)
-            idx = perm[(step % steps_per_epoch) * cfg.batch:][:cfg.batch]   # static shapes: full batches only
-            images = data.prepare(x[idx], cv.image_size, cv.mean, cv.std, train=True, hflip=bench.hflip,
-                                  generator=g)
-            with amp():
-                loss = learner.loss(images, y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            bar.update()
-            if step % 10 == 0:
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
-        bar.close()
+        x, y = bench.split(list(range(len(bench.tasks))) if joint else t, "train")
+        seconds, images = train_task(learner, x, y, cfg, f"{cfg.method} task {t + 1}/{len(stream)}", bench.hflip,
+                                     g, bf16, progress)
+        if out is not None:   # before end_task: R_delta still holds this task's routing
+            tensors = adapter_tensors(learner)
+            atomic_write(out / "adapters" / f"task_{t:02d}.pt", lambda p: torch.save(tensors, p))
         learner.end_task()
         seen = len(bench.tasks) if joint else t + 1
         if cfg.align_head:
-            n_seen = sum(len(c) for c in bench.tasks[:seen])
-            learner.eval()
-            with torch.no_grad(), amp():
-                feats = torch.cat([learner.backbone(data.prepare(xb, cv.image_size, cv.mean, cv.std)).float()
-                                   for xb in x.split(cfg.eval_batch)])
-            learner.record_class_stats(feats, y)
-            learner.align_head(n_seen, cfg.align_steps, generator=g)
-        row, seen_acc, trow = evaluate(learner, bench, seen, device, cfg.eval_batch, amp)
-        state["rows"].append(row)
-        state["seen_acc"].append(seen_acc)
-        state["task_il_rows"].append(trow)
+            align_head(learner, x, y, bench.tasks[seen - 1][-1] + 1, cfg, g, bf16)
+        row, seen_acc, trow = evaluate(learner, bench, seen, device, cfg.eval_batch, bf16)
+        for key, value in zip(PROGRESS_KEYS, (row, seen_acc, trow)):
+            state[key].append(value)
+        if cfg.val_fraction > 0:
+            val_row, val_seen, _ = evaluate(learner, bench, seen, device, cfg.eval_batch, bf16, part="val")
+            state["val_rows"].append(val_row)
+            state["val_seen_acc"].append(val_seen)
         state["task_seconds"].append(seconds)
-        state["images_per_second"].append(total * cfg.batch / seconds if seconds > 0 else 0.0)
-        log(f"{cfg.method} task {t + 1}/{len(stream)}: accuracy on seen classes {seen_acc:.1f} % ({seconds:.1f} s)")
+        state["images_per_second"].append(images / seconds if seconds > 0 else 0.0)
         if out is not None:
             blob = {"task": t, "state": learner.state_dict(), **state}
             atomic_write(out / "checkpoints" / f"task_{t:02d}.pt", lambda p: torch.save(blob, p))
             for old in sorted((out / "checkpoints").glob("task_*.pt"))[:-1]:
                 old.unlink()   # keep the last one: enough to resume, and small on disk
+        log(f"{cfg.method} task {t + 1}/{len(stream)}: accuracy on seen classes {seen_acc:.1f} % ({seconds:.1f} s)"
+            + (", saved" if out is not None else ""))
 
-    results = {
-        "method": cfg.method, "benchmark": bench.name, "seed": cfg.seed, "class_order": bench.class_order,
-        "class_names": bench.class_names, "tasks": bench.tasks, "acc_matrix": state["rows"],
-        "seen_acc": state["seen_acc"], "task_il_matrix": state["task_il_rows"],
-        **metrics.summarize(state["rows"], state["seen_acc"], state["task_il_rows"][-1]),
-        "trainable_params": learner.trainable_params(), "total_params": learner.stored_params(),
-        "task_seconds": state["task_seconds"],
-        "train_images_per_second": sum(ips * s for ips, s in zip(state["images_per_second"], state["task_seconds"]))
-        / max(sum(state["task_seconds"]), 1e-9),
-        "device": str(device), "config": cfg.to_dict(),
-        "versions": {"torch": torch.__version__, "python": platform.python_version(), "clora_lite": __version__},
-    }
+    results = collect_results(cfg, bench, learner, state, device)
     if out is not None:
         write_json(out / "results.json", results)
     return results
+
+
+def collect_results(cfg: Config, bench: data.Benchmark, learner: Learner, state: dict, device) -> dict:
+    """The results dict of DESIGN section 6 (accuracies in percent)."""
+    seconds = state["task_seconds"]
+    val = {}
+    if state["val_rows"]:
+        v = metrics.summarize(state["val_rows"], state["val_seen_acc"], [0.0])
+        val = {"val_acc_matrix": state["val_rows"], "val_last_acc": v["last_acc"], "val_inc_acc": v["inc_acc"]}
+    return {
+        "method": cfg.method, "benchmark": bench.name, "seed": cfg.seed, "class_order": bench.class_order,
+        "class_names": bench.class_names, "tasks": bench.tasks, "acc_matrix": state["rows"],
+        "seen_acc": state["seen_acc"], "task_il_matrix": state["task_il_rows"],
+        **metrics.summarize(state["rows"], state["seen_acc"], state["task_il_rows"][-1]), **val,
+        "trainable_params": learner.trainable_params(), "total_params": learner.total_params(),
+        "task_seconds": seconds,
+        "train_images_per_second": sum(ips * s for ips, s in zip(state["images_per_second"], seconds))
+        / max(sum(seconds), 1e-9),
+        "device": str(device), "config": cfg.to_dict(),
+        "versions": {"torch": torch.__version__, "python": platform.python_version(), "clora_lite": __version__},
+    }

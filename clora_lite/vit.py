@@ -15,7 +15,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-DATA_DIR = Path(os.environ.get("CLORA_DATA", Path(__file__).resolve().parent.parent / "data"))
+from .augment import prepare
+from .env import shipped_file
+
 TINY_WEIGHTS = "vit_tiny_synthetic.pt"
 TIMM_IN21K = "vit_base_patch16_224.augreg_in21k"
 
@@ -80,6 +82,13 @@ class ViT(nn.Module):
         self.blocks = nn.ModuleList(Block(c.dim, c.heads, c.mlp_dim) for _ in range(c.depth))
         self.norm = nn.LayerNorm(c.dim, eps=1e-6)
         self.dim = c.dim
+
+    def prepare(self, images: torch.Tensor, train: bool = False, hflip: bool = True,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """uint8 images (N, 3, h, w) -> this network's input (N, 3, image_size, image_size), normalised as its
+        weights expect; train adds a random-resized crop (and a flip if hflip), per sample, on the device."""
+        c = self.config
+        return prepare(images, c.image_size, c.mean, c.std, train=train, hflip=hflip, generator=generator)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images (N, 3, H, W) -> features (N, dim)."""
@@ -165,20 +174,24 @@ def build(name: str, pretrained: bool = False) -> ViT:
     if name == "vit_b16_in21k":  # needs timm; weights from the Hugging Face hub
         try:
             import timm
-            return ViT.from_timm(timm.create_model(TIMM_IN21K, pretrained=True, num_classes=0))
-        except Exception as e:
+        except ImportError:
+            raise WeightsUnavailable("vit_b16_in21k needs timm: pip install timm") from None
+        try:
+            tm = timm.create_model(TIMM_IN21K, pretrained=True, num_classes=0)
+        except OSError as e:   # hub errors (no network, no cache) are OSErrors; a mapping bug below stays loud
             raise WeightsUnavailable(f"vit_b16_in21k: could not load timm's {TIMM_IN21K} ({type(e).__name__}); "
-                                     "it needs `pip install timm` and internet once") from None
+                                     "it needs internet once") from None
+        return ViT.from_timm(tm)
     if name == "vit_b16":
         import torchvision
         try:
             tv = torchvision.models.vit_b_16(weights=torchvision.models.ViT_B_16_Weights.IMAGENET1K_V1)
-        except Exception as e:  # no internet: torchvision's download fails with a long traceback
+        except OSError as e:  # no internet (URLError), no disk: torchvision's download fails with a long traceback
             raise WeightsUnavailable(
                 f"vit_b16: could not get torchvision's ViT_B_16_Weights.IMAGENET1K_V1 ({type(e).__name__}); "
                 "it downloads once (~330 MB) to the torch hub cache on a machine with internet") from None
         return ViT.from_torchvision(tv)
-    path = DATA_DIR / TINY_WEIGHTS
+    path = shipped_file(TINY_WEIGHTS)
     if not path.exists():
         raise WeightsUnavailable(f"vit_tiny: {path} not found; regenerate it with `python -m clora_lite pretrain`")
     blob = torch.load(path, map_location="cpu", weights_only=True)

@@ -68,8 +68,8 @@ print("smoke mode" if SMOKE else "full mode")
 
 # %%
 bench = data.synthetic(num_tasks=10, num_classes=100, train_per_class=PER_CLASS, test_per_class=50, seed=0)
-x_train, y_train = bench.split(0, train=True)    # task 1: 10 classes
-x_test, y_test = bench.split(0, train=False)
+x_train, y_train = bench.split(0, "train")    # task 1: 10 classes
+x_test, y_test = bench.split(0, "test")
 print("task 1 classes:", bench.class_names[:10])
 print("train images:", tuple(x_train.shape), " test images:", tuple(x_test.shape))
 
@@ -83,13 +83,13 @@ def batches(x, y, steps, batch=64, seed=0):
     g = torch.Generator().manual_seed(seed)
     for _ in range(steps):
         idx = torch.randint(len(y), (batch,), generator=g)
-        yield data.prepare(x[idx], cfg.image_size, cfg.mean, cfg.std, train=True, hflip=False, generator=g), y[idx]
+        yield pretrained.prepare(x[idx], train=True, hflip=False, generator=g), y[idx]
 
 
 @torch.no_grad()
 def accuracy(backbone, head):
     backbone.eval()
-    pred = head(backbone(data.prepare(x_test, cfg.image_size, cfg.mean, cfg.std))).argmax(1)
+    pred = head(backbone(backbone.prepare(x_test))).argmax(1)
     return 100.0 * (pred == y_test).float().mean().item()
 
 

@@ -14,8 +14,7 @@ from clora_lite import data, vit
 @torch.no_grad()
 def features(model, x, batch=500):
     model.eval()
-    c = model.config
-    return torch.cat([model(data.prepare(xb, c.image_size, c.mean, c.std)) for xb in x.split(batch)])
+    return torch.cat([model(model.prepare(xb)) for xb in x.split(batch)])
 
 
 def linear_probe(model, bench, epochs=100):
@@ -45,12 +44,11 @@ def main():
     model.requires_grad_(True)
     head = torch.nn.Linear(model.dim, 100)
     opt = torch.optim.AdamW(list(model.parameters()) + list(head.parameters()), lr=1e-4)
-    c = model.config
     times = []
     for i in range(6):
         idx = torch.randint(len(full.train_y), (128,))
         t = time.perf_counter()
-        x = data.prepare(full.train_x[idx], c.image_size, c.mean, c.std, train=True, hflip=False)
+        x = model.prepare(full.train_x[idx], train=True, hflip=False)
         loss = F.cross_entropy(head(model(x)), full.train_y[idx])
         opt.zero_grad(); loss.backward(); opt.step()
         times.append(time.perf_counter() - t)

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from clora_lite.cli import main
 
@@ -109,3 +110,88 @@ def test_bench_prints_throughput_and_flops(capsys):
     out = capsys.readouterr().out
     assert "train images/s" in out and "GFLOP" in out and "TFLOP/s" in out
     assert main(["bench", "--batch", "0"]) == 2
+
+
+def test_config_file_then_flags_precedence(tmp_path, monkeypatch):
+    """command defaults < --config file < flags, checked once after merging."""
+    from clora_lite import cli
+    seen = []
+    monkeypatch.setattr(cli, "compare", lambda methods, base, out, progress=True: seen.append(base))
+    f = tmp_path / "f.json"
+    f.write_text('{"seed": 1}')
+    assert main(["demo", "--config", str(f), "--methods", "frozen"]) == 0
+    assert seen[-1].seed == 1 and seen[-1].train_per_class == 64 and seen[-1].batch == 64   # the demo's sizes
+    f.write_text('{"classes": 6, "epochs": 2}')
+    assert main(["compare", "--config", str(f), "--tasks", "3", "--epochs", "1", "--methods", "frozen"]) == 0
+    assert (seen[-1].classes, seen[-1].tasks, seen[-1].epochs) == (6, 3, 1)
+
+
+def test_pretrain_with_few_steps(tmp_path, capsys):
+    import json
+    out = tmp_path / "w.pt"
+    assert main(["pretrain", "--steps", "10", "--out", str(out)]) == 0
+    meta = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert meta["steps"] == 10 and out.stat().st_size > 100_000
+
+
+def test_every_option_says_what_it_does_and_its_default():
+    from clora_lite.cli import build_parser
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name, parser in sub.choices.items():
+        for action in parser._actions:
+            if action.dest == "help":
+                continue
+            assert action.help and "default" in action.help, f"{name} {action.option_strings}: {action.help!r}"
+    demo_help = sub.choices["demo"].format_help()
+    assert "(default: 64)" in demo_help   # the demo shows its own train_per_class, not Config's 300
+
+
+def test_bench_counts_model_flops_per_method(capsys):
+    from clora_lite.bench import bench
+    from clora_lite import vit
+    fwd = vit.flops_per_image(vit.CONFIGS["vit_tiny"])
+    got = {m: bench("vit_tiny", 2, 2, m, device="cpu", log=lambda s: None) for m in ("frozen", "clora", "finetune")}
+    for method, multiple in (("frozen", 1), ("clora", 2), ("finetune", 3)):
+        r = got[method]
+        assert r["train_gflops_per_image"] * 1e9 == pytest.approx(multiple * fwd)
+        assert r["achieved_tflops"] == pytest.approx(r["images_per_second"] * multiple * fwd / 1e12)
+
+
+def test_matplotlib_and_plotly_are_core_dependencies():
+    import tomllib
+    from pathlib import Path
+    deps = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {d.split(">")[0].split("=")[0].split("<")[0].strip() for d in deps}
+    assert {"matplotlib", "plotly", "torch", "torchvision"} <= names
+
+
+def test_a_bug_in_the_loader_is_not_reported_as_a_missing_download(monkeypatch, tmp_path):
+    import torchvision
+    from clora_lite import data
+    def offline(*a, **k):
+        raise OSError("network is unreachable")
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
+    with pytest.raises(data.DatasetMissing, match="split_cifar10"):
+        data.split_cifar(10, 5, data_dir=tmp_path)
+    def buggy(*a, **k):
+        raise KeyError("a bug")
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", buggy)
+    with pytest.raises(KeyError):
+        data.split_cifar(10, 5, data_dir=tmp_path)
+
+
+def test_a_bug_in_the_weight_mapping_is_not_reported_as_no_internet(monkeypatch):
+    import torchvision
+    from clora_lite import vit
+    monkeypatch.setattr(torchvision.models, "vit_b_16", lambda **k: (_ for _ in ()).throw(OSError("offline")))
+    with pytest.raises(vit.WeightsUnavailable, match="internet"):
+        vit.build("vit_b16", pretrained=True)
+    monkeypatch.setattr(torchvision.models, "vit_b_16", lambda **k: (_ for _ in ()).throw(KeyError("mapping bug")))
+    with pytest.raises(KeyError):
+        vit.build("vit_b16", pretrained=True)
+
+
+def test_task_sizes_flag(tmp_path, capsys):
+    assert main(RUN + ["--task-sizes", "3,1", "--tasks", "2", "--out", str(tmp_path / "a")]) == 2
+    assert "task_sizes=3,1 is not allowed: they must add up to the 6 classes" in capsys.readouterr().err
+    assert main(RUN + ["--task-sizes", "3,1,2", "--out", str(tmp_path / "b")]) == 0

@@ -335,3 +335,22 @@ def test_add_adapters_bad_input():
         clora_lite.add_adapters(Tiny(), targets=("nope",))
     with pytest.raises(ValueError, match="kind='dora' is not allowed"):
         clora_lite.add_adapters(Tiny(), kind="dora")
+
+
+def test_remove_adapters_unwraps_without_merging():
+    from torch import nn
+    import clora_lite
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4))
+    plain = [m.weight.clone() for m in model if isinstance(m, nn.Linear)]
+    x = torch.randn(5, 8)
+    before = model(x)
+    adapters = clora_lite.add_adapters(model, kind="lora", rank=2, targets=("0", "2"))
+    with torch.no_grad():
+        for a in adapters:
+            a.lora_B.normal_()
+    assert not torch.allclose(model(x), before)
+    clora_lite.remove_adapters(model)
+    assert all(type(m) in (nn.Linear, nn.ReLU) for m in model)
+    torch.testing.assert_close(model(x), before)
+    assert all(torch.equal(m.weight, w) for m, w in zip([model[0], model[2]], plain))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from clora_lite import data
+from clora_lite import augment, data
 from clora_lite.config import ConfigError
 
 
@@ -15,7 +15,7 @@ def test_synthetic_is_deterministic_and_well_formed():
     assert a.test_x.shape == (30, 3, 32, 32)
     assert a.tasks == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
     assert sorted(a.train_y.unique().tolist()) == list(range(10))
-    x, y = a.split(2, train=False)
+    x, y = a.split(2, "test")
     assert sorted(y.unique().tolist()) == [4, 5] and len(x) == 6
 
 
@@ -39,22 +39,22 @@ def test_pycil_order():
 
 def test_prepare_eval_and_identity_crop():
     x = torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8)
-    ev = data.prepare(x, 32, (0.5,) * 3, (0.5,) * 3)
+    ev = augment.prepare(x, 32, (0.5,) * 3, (0.5,) * 3)
     torch.testing.assert_close(ev, x.float() / 127.5 - 1)
-    same = data.prepare(x, 32, (0.5,) * 3, (0.5,) * 3, train=True, hflip=False, crop_scale=(1.0, 1.0),
+    same = augment.prepare(x, 32, (0.5,) * 3, (0.5,) * 3, train=True, hflip=False, crop_scale=(1.0, 1.0),
                         ratio=(1.0, 1.0))
     torch.testing.assert_close(same, ev, atol=1e-5, rtol=0)   # a full-area square crop is the identity
-    flipped = data.prepare(x, 32, (0.5,) * 3, (0.5,) * 3, train=True, hflip=True, crop_scale=(1.0, 1.0),
+    flipped = augment.prepare(x, 32, (0.5,) * 3, (0.5,) * 3, train=True, hflip=True, crop_scale=(1.0, 1.0),
                            ratio=(1.0, 1.0), generator=torch.Generator().manual_seed(1))
     for f, e in zip(flipped, ev):
         assert torch.allclose(f, e, atol=1e-5) or torch.allclose(f, e.flip(-1), atol=1e-5)
-    assert data.prepare(x, 64, (0.5,) * 3, (0.5,) * 3).shape == (5, 3, 64, 64)
+    assert augment.prepare(x, 64, (0.5,) * 3, (0.5,) * 3).shape == (5, 3, 64, 64)
 
 
 def test_prepare_flip_and_crop_vary_per_sample():
     x = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8).expand(64, -1, -1, -1)
     g = torch.Generator().manual_seed(0)
-    out = data.prepare(x, 32, (0,) * 3, (1,) * 3, train=True, hflip=True, generator=g)
+    out = augment.prepare(x, 32, (0,) * 3, (1,) * 3, train=True, hflip=True, generator=g)
     assert out.shape == (64, 3, 32, 32)
     assert len({round(v, 4) for v in out.mean((1, 2, 3)).tolist()}) > 32   # different crops per sample
 

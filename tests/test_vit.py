@@ -4,7 +4,7 @@ import torch
 import torchvision
 
 import clora_lite
-from clora_lite import vit
+from clora_lite import env, vit
 
 
 def test_parity_with_torchvision_vit_b16():
@@ -53,7 +53,7 @@ def test_build_errors_are_one_line():
 
 def test_shipped_tiny_weights_load(tmp_path):
     model = vit.build("vit_tiny", pretrained=True)   # data/vit_tiny_synthetic.pt, weights_only=True
-    blob = torch.load(vit.DATA_DIR / vit.TINY_WEIGHTS, weights_only=True)
+    blob = torch.load(env.shipped_file(vit.TINY_WEIGHTS), weights_only=True)
     assert blob["meta"]["test_acc"] > 50
     assert model(torch.zeros(1, 3, 32, 32)).shape == (1, model.dim)
 

@@ -13,13 +13,38 @@ def pick(full, smoke):
     return smoke if SMOKE else full
 
 
-def setup_notebook(seed: int = 0) -> None:
-    """Seed torch, use plotly's mimetype renderer (figures as data, no 5 MB plotly.js per notebook)."""
+def plotly_renderer() -> str:
+    """The plotly renderer for where this kernel runs: $PLOTLY_RENDERER if set; "colab" on Colab; otherwise
+    "plotly_mimetype", which JupyterLab and VS Code both draw, and which stores the figure as data (no 5 MB of
+    plotly.js in the saved notebook)."""
+    import sys
+    if os.environ.get("PLOTLY_RENDERER"):
+        return os.environ["PLOTLY_RENDERER"]
+    return "colab" if "google.colab" in sys.modules else "plotly_mimetype"
+
+
+def banner() -> str:
+    """One line saying which scale produced the outputs below it (printed by every chapter's first cell)."""
+    if SMOKE:
+        return ("Outputs: CI size (CLORA_SMOKE=1): tiny runs that finish in about a minute on 2 CPU cores. "
+                "Numbers are illustrative; unset CLORA_SMOKE for the full size.")
+    return "Outputs: full size (CLORA_SMOKE unset)."
+
+
+def runtime() -> str:
+    """Device, torch version and how to get a GPU on Colab, in one line."""
     import torch
-    os.environ.setdefault("PLOTLY_RENDERER", "plotly_mimetype")
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
+    hint = "" if torch.cuda.is_available() else " (on Colab: Runtime > Change runtime type > GPU, then rerun)"
+    return f"device: {device}{hint} | torch {torch.__version__} | {torch.get_num_threads()} CPU threads"
+
+
+def setup_notebook(seed: int = 0) -> None:
+    """Seed torch, pick the plotly renderer for this front end, keep stored PNGs small."""
+    import torch
     try:
         import plotly.io as pio
-        pio.renderers.default = os.environ["PLOTLY_RENDERER"]
+        pio.renderers.default = plotly_renderer()
     except ImportError:
         pass
     try:

@@ -1,43 +1,127 @@
-"""Figures: accuracy matrices and accuracy-over-tasks curves (matplotlib, saved as PNG)."""
+"""Figures of accuracy, forgetting and storage: matplotlib for the PNGs a run writes, plotly for the explorers.
+
+Conventions shared with viz_inside.py: tasks are numbered from 1 on every axis; a results dict is a run's
+results.json (method, acc_matrix: T ragged rows in percent, seen_acc), optionally with a "label" for the legend.
+Wherever accuracies of methods are compared, the frozen backbone (method "frozen") is drawn dashed grey and the
+joint upper bound (method "joint", one row holding every task) dotted black, when those results are passed in.
+Plotly is imported inside the plotly functions: the PNGs a run writes need matplotlib only.
+"""
+from typing import TYPE_CHECKING
+
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 
+from .analysis import acc_matrix
 
-def acc_matrix_array(results: dict) -> np.ndarray:
-    """results["acc_matrix"] (ragged rows) -> (T, T) array with NaN above the diagonal."""
-    R = results["acc_matrix"]
-    T = max(len(r) for r in R)
-    out = np.full((len(R), T), np.nan)
-    for i, row in enumerate(R):
-        out[i, :len(row)] = row
-    return out
+if TYPE_CHECKING:   # for annotations only: plotly is imported where a plotly figure is made
+    import plotly.graph_objects as go
 
+acc_matrix_array = acc_matrix   # the name earlier versions used
+MARKERS = "osD^vP*Xh<>"
+
+
+def label(results: dict) -> str:
+    return results.get("label", results["method"])
+
+
+def _is_ref(results: dict) -> bool:
+    return results["method"] in ("frozen", "joint")
+
+
+# ---------- shared heatmap helpers ----------
+
+def task_ticks(n: int) -> dict:
+    """Plotly axis settings that number n tasks 1..n."""
+    return dict(tickmode="array", tickvals=list(range(n)), ticktext=[str(i + 1) for i in range(n)])
+
+
+def heatmap(M: np.ndarray, colorbar: str, zmin=None, zmax=None, colorscale="Viridis", zmid=None,
+            showscale=True, fmt=".2f") -> "go.Heatmap":
+    """A plotly heatmap of M (rows, cols), values written on the cells unless fmt is None (NaN cells blank)."""
+    import plotly.graph_objects as go
+    kw = {}
+    if fmt is not None:
+        kw = dict(text=[[("" if np.isnan(v) else format(v, fmt)) for v in row] for row in np.asarray(M, float)],
+                  texttemplate="%{text}")
+    return go.Heatmap(z=M, zmin=zmin, zmax=zmax, zmid=zmid, colorscale=colorscale, showscale=showscale,
+                      colorbar=dict(title=dict(text=colorbar, side="right")), **kw)
+
+
+def side_by_side(n: int, titles: list, height=360) -> "go.Figure":
+    """A row of n plotly subplots titled `titles`, the width left to the page."""
+    from plotly.subplots import make_subplots
+    fig = make_subplots(1, n, subplot_titles=titles, horizontal_spacing=0.12)
+    # the width follows the page (autosize); a fixed one would be cut off in a narrow notebook
+    fig.update_layout(height=height, margin=dict(t=70, l=60, r=30, b=50))
+    return fig
+
+
+def imshow(ax, M: np.ndarray, colorbar: str, vmin=None, vmax=None, cmap="viridis", fmt=".2f", ticks=True):
+    """matplotlib twin of `heatmap`: M on ax with a labelled colorbar, values on the cells if it is small and
+    fmt is not None; ticks numbered from 1 (tasks) if `ticks`, else the matplotlib default (indices from 0)."""
+    im = ax.imshow(M, vmin=vmin, vmax=vmax, cmap=cmap)
+    if ticks:
+        ax.set_xticks(range(M.shape[1]), [str(j + 1) for j in range(M.shape[1])])
+        ax.set_yticks(range(M.shape[0]), [str(t + 1) for t in range(M.shape[0])])
+    if fmt is not None and M.size <= 100:
+        for (i, j), v in np.ndenumerate(M):
+            if not np.isnan(v):
+                ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7, color="w")
+    ax.figure.colorbar(im, ax=ax, fraction=0.046).set_label(colorbar)
+    return im
+
+
+# ---------- accuracy matrices ----------
 
 def plot_acc_matrix(results: dict, ax=None):
+    """R[t][j] of one run as a heatmap (matplotlib)."""
     ax = ax or plt.subplots(figsize=(4.2, 3.6))[1]
-    M = acc_matrix_array(results)
-    im = ax.imshow(M, vmin=0, vmax=100, cmap="viridis")
+    imshow(ax, acc_matrix(results), "accuracy (%)", 0, 100, fmt=".0f")
     ax.set_xlabel("evaluated on task j")
     ax.set_ylabel("after training task t")
-    ax.set_title(f"{results['method']}: R[t][j] (%)")
-    ax.set_xticks(range(M.shape[1]), [str(j + 1) for j in range(M.shape[1])])
-    ax.set_yticks(range(M.shape[0]), [str(t + 1) for t in range(M.shape[0])])
-    ax.figure.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(f"{label(results)}: R[t][j] (%)")
     return ax
 
 
+def _reference_note(refs: list) -> str:
+    return "   ".join(f"{'frozen backbone' if r['method'] == 'frozen' else 'joint upper bound'}: "
+                       f"{r['seen_acc'][-1]:.1f} %" for r in refs)
+
+
+def acc_matrix_figure(all_results: list) -> "go.Figure":
+    """Accuracy matrices R[t][j] (%) of the non-reference methods side by side (plotly); the frozen backbone's
+    and the joint upper bound's final accuracy over all classes are written under the title."""
+    runs = [r for r in all_results if not _is_ref(r)]
+    fig = side_by_side(len(runs), [f"{label(r)} (last {r['seen_acc'][-1]:.1f} %)" for r in runs])
+    for i, r in enumerate(runs, 1):
+        M = acc_matrix(r)
+        fig.add_trace(heatmap(M, "accuracy (%)", 0, 100, showscale=i == 1, fmt=".0f"), 1, i)
+        fig.update_xaxes(title_text="evaluated on task j", **task_ticks(M.shape[1]), row=1, col=i)
+        fig.update_yaxes(title_text="after training task t", autorange="reversed", **task_ticks(M.shape[0]),
+                         row=1, col=i)
+    refs = _reference_note([r for r in all_results if _is_ref(r)])
+    fig.update_layout(title=dict(text="Accuracy on each task after each task (%)" + (f"<br><sup>{refs}</sup>"
+                                                                                     if refs else "")))
+    return fig
+
+
+# ---------- accuracy over the stream ----------
+
 def plot_curves(all_results: list, ax=None):
-    """Accuracy over all seen classes (A_t) after each task, one line per method."""
+    """Accuracy over all seen classes (A_t) after each task, one line per method (matplotlib)."""
     ax = ax or plt.subplots(figsize=(6, 4))[1]
-    markers = "osD^vP*Xh<>"
     for i, r in enumerate(all_results):
         A = r["seen_acc"]
-        if len(A) == 1:   # joint: one number, drawn as a dashed level
-            ax.axhline(A[0], ls="--", color="gray", label=f"{r['label'] if 'label' in r else r['method']} (upper bound)")
+        if len(A) == 1:   # joint: one number, drawn as a dotted level
+            ax.axhline(A[0], ls=":", color="black", label=f"{label(r)} (upper bound)")
+        elif r["method"] == "frozen":
+            ax.plot(range(1, len(A) + 1), A, ls="--", color="gray", marker=".", label=f"{label(r)} backbone")
         else:
-            ax.plot(range(1, len(A) + 1), A, marker=markers[i % len(markers)], alpha=0.85, markerfacecolor="none",
-                    label=r.get("label", r["method"]))
+            ax.plot(range(1, len(A) + 1), A, marker=MARKERS[i % len(MARKERS)], alpha=0.85, markerfacecolor="none",
+                    label=label(r))
     ax.set_xlabel("tasks learned")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("accuracy on all seen classes (%)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
@@ -46,22 +130,117 @@ def plot_curves(all_results: list, ax=None):
     return ax
 
 
+def task_curve(results: dict, task: int) -> tuple[np.ndarray, np.ndarray]:
+    """(tasks learned, accuracy on `task` in %) over the stream, from the task's own training on (1-based x).
+    For joint (one row holding every task) a single point at the end of the stream."""
+    M = acc_matrix(results)
+    if len(M) == 1:
+        return np.array([M.shape[1]]), M[0, task:task + 1]
+    return np.arange(task + 1, len(M) + 1), M[task:, task]
+
+
+def forgetting_figure(all_results: list, task: int = 0) -> "go.Figure":
+    """Accuracy on one task's test classes after each task (plotly), one line per method: how fast it is
+    forgotten. Frozen backbone dashed grey, joint upper bound (its accuracy on that task) a dotted level."""
+    import plotly.graph_objects as go
+    fig = go.Figure()
+    T = max(len(r["acc_matrix"]) for r in all_results)
+    for i, r in enumerate(all_results):
+        x, y = task_curve(r, task)
+        if r["method"] == "joint":
+            fig.add_trace(go.Scatter(x=[1, T], y=[y[0], y[0]], mode="lines", name=f"{label(r)} (upper bound)",
+                                     line=dict(dash="dot", color="black")))
+        elif r["method"] == "frozen":
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{label(r)} backbone",
+                                     line=dict(dash="dash", color="gray")))
+        else:
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=label(r),
+                                     marker=dict(symbol=i % 20)))
+    fig.update_layout(title=f"Forgetting: accuracy on task {task + 1}'s classes as later tasks are learned",
+                      xaxis=dict(title="tasks learned", dtick=1, range=[0.7, T + 0.3]),   # fixed: no jump on a move
+                      yaxis=dict(title=f"accuracy on task {task + 1} (%)", range=[0, 100]),
+                      height=380, margin=dict(t=60, l=60, r=20, b=50))
+    return fig
+
+
+def plot_forgetting(all_results: list, task: int = 0, ax=None):
+    """matplotlib twin of `forgetting_figure`."""
+    ax = ax or plt.subplots(figsize=(6, 4))[1]
+    T = max(len(r["acc_matrix"]) for r in all_results)
+    for i, r in enumerate(all_results):
+        x, y = task_curve(r, task)
+        if r["method"] == "joint":
+            ax.hlines(y[0], 1, T, ls=":", color="black", label=f"{label(r)} (upper bound)")
+        elif r["method"] == "frozen":
+            ax.plot(x, y, ls="--", color="gray", marker=".", label=f"{label(r)} backbone")
+        else:
+            ax.plot(x, y, marker=MARKERS[i % len(MARKERS)], markerfacecolor="none", label=label(r))
+    ax.set_xlabel("tasks learned")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(f"accuracy on task {task + 1} (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"Forgetting of task {task + 1}")
+    return ax
+
+
+# ---------- storage ----------
+
+PARAM_LABELS = {"clora": "clora (one A, B, R per layer)", "lora_per_task": "lora_per_task (one A, B per task)",
+                "seq_lora": "seq_lora (one A, B: keeps no old task)"}
+
+
+def params_figure(params: dict) -> "go.Figure":
+    """Stored adapter parameters after 1..T tasks (plotly); params: analysis.stored_adapter_params(...)."""
+    import plotly.graph_objects as go
+    fig = go.Figure()
+    for name, counts in params.items():
+        fig.add_trace(go.Scatter(x=np.arange(1, len(counts) + 1), y=counts, mode="lines+markers", name=name,
+                                 line=dict(dash="dash" if name == "seq_lora" else "solid")))
+    fig.update_layout(title="What must be stored to serve every task learned so far",
+                      xaxis=dict(title="tasks learned", dtick=1),
+                      yaxis=dict(title="stored adapter parameters (count)", rangemode="tozero"),
+                      height=360)
+    return fig
+
+
+def plot_params(params: dict, ax=None):
+    """matplotlib twin of `params_figure`."""
+    ax = ax or plt.subplots(figsize=(5.5, 3.6))[1]
+    for i, (name, counts) in enumerate(params.items()):
+        ax.plot(np.arange(1, len(counts) + 1), counts, marker=MARKERS[i], label=PARAM_LABELS.get(name, name),
+                ls="--" if name == "seq_lora" else "-", markersize=4 if name == "seq_lora" else 6)
+    ax.set_xlabel("tasks learned")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("stored adapter parameters (count)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("Adapter storage: C-LoRA flat, a stack of LoRAs grows", fontsize=10)
+    return ax
+
+
+# ---------- PNGs for a run folder ----------
+
 def save_figures(all_results: list, out) -> list:
-    """accuracy_curves.png and acc_matrices.png in folder `out`; returns their paths."""
+    """accuracy_curves.png, forgetting.png (task 1's accuracy over the stream) and acc_matrices.png in folder
+    `out`; returns their paths."""
     paths = []
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
-    plot_curves(all_results, ax)
-    fig.tight_layout()
-    paths.append(out / "accuracy_curves.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    for name, plot in (("accuracy_curves.png", plot_curves), ("forgetting.png", plot_forgetting)):
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        plot(all_results, ax=ax)
+        fig.tight_layout()
+        paths.append(out / name)
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
     mats = [r for r in all_results if len(r["acc_matrix"]) > 1]
     if mats:
         cols = min(4, len(mats))
         rows = -(-len(mats) // cols)
         fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
         for ax, r in zip(axes.flat, mats):
-            plot_acc_matrix({**r, "method": r.get("label", r["method"])}, ax)
+            plot_acc_matrix(r, ax)
         for ax in list(axes.flat)[len(mats):]:
             ax.axis("off")
         fig.tight_layout()

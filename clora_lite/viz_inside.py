@@ -1,0 +1,219 @@
+"""Figures of what happens inside the adapters (the quantities of analysis.py): subspace overlap between tasks'
+updates, C-LoRA's routing matrices, interference of new updates with old tasks' inputs. Plotly figures for the
+explorers, matplotlib twins for the PNGs, and `save_inside_figures` for a comparison folder.
+
+Every function takes named matrices {method label -> array} so two (or more) methods sit side by side with one
+colour scale (routing matrices excepted: each on its own). Tasks are numbered from 1 on every axis.
+"""
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from . import analysis as an
+from .viz import heatmap, imshow, plot_params, side_by_side, task_ticks
+
+if TYPE_CHECKING:   # for annotations only: plotly is imported where a plotly figure is made
+    import plotly.graph_objects as go
+
+OVERLAP_CBAR = "mean cos² of principal angles (0–1)"
+INTERFERENCE_CBAR = "‖ΔW_t X_j‖ / ‖W X_j‖ (%)"
+SIDES = {"col": "column spaces (output directions)", "row": "row spaces (input directions)"}
+
+
+def _finite_max(mats, floor=1e-12) -> float:
+    vals = np.concatenate([np.ravel(m) for m in mats])
+    vals = vals[np.isfinite(vals)]
+    return float(max(vals.max(), floor)) if len(vals) else 1.0
+
+
+# ---------- overlap ----------
+
+def overlap_figure(matrices: dict, side: str = "col", chance: float | None = None) -> "go.Figure":
+    """matrices: {method -> (T, T) overlap of tasks' updates}, heatmaps side by side (plotly). The subplot titles
+    give the mean over pairs of different tasks; `chance` (k / d) is what random subspaces would give."""
+    fig = side_by_side(len(matrices), [f"{n}: mean between tasks {an.mean_offdiag(M):.2f}" for n, M in matrices.items()])
+    for i, M in enumerate(matrices.values(), 1):
+        fig.add_trace(heatmap(M, OVERLAP_CBAR, 0, 1, showscale=i == 1), 1, i)
+        fig.update_xaxes(title_text="task u (its update)", **task_ticks(len(M)), row=1, col=i)
+        fig.update_yaxes(title_text="task t (its update)", autorange="reversed", **task_ticks(len(M)), row=1, col=i)
+    note = f" · random subspaces ≈ {chance:.2f}" if chance is not None else ""
+    fig.update_layout(title=f"Overlap of tasks' updates: {SIDES[side]}{note}")
+    return fig
+
+
+def plot_overlap(by_side: dict, chance: dict | None = None):
+    """by_side: {"col"|"row" -> {method -> (T, T)}}: one row of heatmaps per side (matplotlib Figure)."""
+    names = list(next(iter(by_side.values())))
+    fig, axes = plt.subplots(len(by_side), len(names), figsize=(4.3 * len(names), 3.7 * len(by_side)), squeeze=False)
+    for row, (side, mats) in zip(axes, by_side.items()):
+        for ax, (name, M) in zip(row, mats.items()):
+            imshow(ax, M, OVERLAP_CBAR, 0, 1)
+            ax.set_title(f"{name}: {side} spaces, mean off-diag {an.mean_offdiag(M):.2f}", fontsize=9)
+            ax.set_xlabel("task u (its update)")
+            ax.set_ylabel("task t (its update)")
+    note = f" (random subspaces ≈ {', '.join(f'{v:.2f}' for v in chance.values())})" if chance else ""
+    fig.suptitle("Overlap of different tasks' updates, mean over adapted layers" + note)
+    fig.tight_layout()
+    return fig
+
+
+# ---------- routing ----------
+
+def _share(h: dict, t: int) -> str:
+    share = np.nanmean([h["share_left"][t], h["share_right"][t]])
+    return "–" if np.isnan(share) else f"{100 * share:.0f} %"
+
+
+def _routing_title(h: dict, t: int) -> str:
+    return (f"eff. rank R_old {h['erank_old'][t]:.1f}, R_delta {h['erank_delta'][t]:.1f}; "
+            f"R_delta energy inside R_old's kept subspaces {_share(h, t)}")
+
+
+def routing_figure(hists: dict, t: int) -> "go.Figure":
+    """hists: {method -> one layer's analysis.routing_history entry}. One row per method: R_old and R_delta
+    after task t (heatmaps, each on its own symmetric colour scale, effective ranks in their titles) and their
+    singular values (bars, titled with the share of R_delta's energy inside R_old's kept subspaces)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+    titles = [s for n, h in hists.items() for s in (
+        f"{n}: R_old (tasks < {t + 1}), eff. rank {h['erank_old'][t]:.1f}",
+        f"R_delta (task {t + 1}), eff. rank {h['erank_delta'][t]:.1f}",
+        f"singular values; R_delta inside R_old's: {_share(h, t)}")]
+    fig = make_subplots(len(hists), 3, subplot_titles=titles, horizontal_spacing=0.12, vertical_spacing=0.22)
+    for row, (name, h) in enumerate(hists.items(), 1):
+        r = h["R_old"].shape[1]
+        for col, key in ((1, "R_old"), (2, "R_delta")):
+            # each matrix on its own symmetric scale: a new task's R_delta is often far smaller than R_old
+            lim = _finite_max([np.abs(h[key][t])])
+            trace = heatmap(h[key][t], "routing weight", -lim, lim, "RdBu", 0, fmt=".2g" if r <= 6 else None)
+            cell = fig.get_subplot(row, col)
+            trace.colorbar.update(x=cell.xaxis.domain[1] + 0.005, y=sum(cell.yaxis.domain) / 2,
+                                  len=cell.yaxis.domain[1] - cell.yaxis.domain[0], thickness=10)
+            fig.add_trace(trace, row, col)
+            fig.update_xaxes(title_text="column j (from A)", row=row, col=col)
+            fig.update_yaxes(title_text="row i (to B)", autorange="reversed", row=row, col=col)
+        for key, color in (("sv_old", "#1f77b4"), ("sv_delta", "#d62728")):
+            fig.add_trace(go.Bar(x=np.arange(1, r + 1), y=h[key][t], name=key.replace("sv_", "R_"),
+                                 marker_color=color, showlegend=row == 1), row, 3)
+        fig.update_xaxes(title_text="singular value index", dtick=1, row=row, col=3)
+        fig.update_yaxes(title_text="singular value", row=row, col=3)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(title=f"Routing matrices after task {t + 1}", barmode="group", height=330 * len(hists) + 60,
+                      margin=dict(t=90, l=60, r=30, b=50), legend=dict(orientation="h", y=1.08, x=1, xanchor="right"))
+    return fig
+
+
+def plot_routing(hists: dict, t: int):
+    """matplotlib twin of `routing_figure`, plus a fourth panel: the share of R_delta's energy inside R_old's
+    kept subspaces over the tasks (what the orthogonality penalty fights). Returns the Figure."""
+    fig, axes = plt.subplots(len(hists), 4, figsize=(17, 3.6 * len(hists)), squeeze=False)
+    for row, (name, h) in zip(axes, hists.items()):
+        for ax, key, title in ((row[0], "R_old", f"{name}: R_old (tasks < {t + 1})"),
+                               (row[1], "R_delta", f"R_delta (task {t + 1})")):
+            lim = _finite_max([np.abs(h[key][t])])   # own symmetric scale, as in routing_figure
+            imshow(ax, h[key][t], "routing weight", -lim, lim, "RdBu", fmt=None, ticks=False)
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("column j (from A)")
+            ax.set_ylabel("row i (to B)")
+        r = h["R_old"].shape[1]
+        row[2].bar(np.arange(1, r + 1) - 0.2, h["sv_old"][t], 0.4, label="R_old")
+        row[2].bar(np.arange(1, r + 1) + 0.2, h["sv_delta"][t], 0.4, label="R_delta", color="#d62728")
+        row[2].set(xlabel="singular value index", ylabel="singular value")
+        row[2].set_title(_routing_title(h, t).replace("; ", "\n"), fontsize=8)
+        row[2].legend(fontsize=8)
+        x = np.arange(1, len(h["share_left"]) + 1)
+        row[3].plot(x, 100 * h["share_left"], "o-", label="left (U_oldᵀ R_delta)")
+        row[3].plot(x, 100 * h["share_right"], "s--", label="right (R_delta V_old)")
+        row[3].set(xlabel="task", ylabel="share of ‖R_delta‖² (%)", ylim=(0, 100))
+        row[3].set_title("R_delta's energy inside R_old's kept subspaces", fontsize=9)
+        row[3].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ---------- interference ----------
+
+def interference_figure(matrices: dict) -> "go.Figure":
+    """matrices: {method -> (T, T) analysis.interference ratio}, shown in percent side by side (plotly): row t,
+    column j <= t is how much task t's update changes the layer outputs on task j's inputs."""
+    pct = {n: 100 * np.asarray(M, float) for n, M in matrices.items()}
+    zmax = _finite_max(pct.values())
+    fig = side_by_side(len(pct), [f"{n}: mean on older tasks {_mean_below(M):.1f} %" for n, M in pct.items()])
+    for i, M in enumerate(pct.values(), 1):
+        fig.add_trace(heatmap(M, INTERFERENCE_CBAR, 0, zmax, "Magma", showscale=i == 1, fmt=".1f"), 1, i)
+        fig.update_xaxes(title_text="task j (whose inputs)", **task_ticks(len(M)), row=1, col=i)
+        fig.update_yaxes(title_text="task t (whose update)", autorange="reversed", **task_ticks(len(M)), row=1, col=i)
+    fig.update_layout(title="Interference: relative change of a layer's output on each task's inputs")
+    return fig
+
+
+def _mean_below(M: np.ndarray) -> float:
+    """Mean of the entries strictly below the diagonal (the effect of later tasks on earlier ones)."""
+    vals = M[np.tril_indices(len(M), -1)]
+    vals = vals[np.isfinite(vals)]
+    return float(vals.mean()) if len(vals) else float("nan")
+
+
+def plot_interference(matrices: dict):
+    """matplotlib twin of `interference_figure`. Returns the Figure."""
+    pct = {n: 100 * np.asarray(M, float) for n, M in matrices.items()}
+    zmax = _finite_max(pct.values())
+    fig, axes = plt.subplots(1, len(pct), figsize=(4.3 * len(pct), 3.8), squeeze=False)
+    for ax, (name, M) in zip(axes[0], pct.items()):
+        imshow(ax, M, INTERFERENCE_CBAR, 0, zmax, "magma", fmt=".1f")
+        ax.set_title(f"{name}: older tasks {_mean_below(M):.1f} %", fontsize=9)
+        ax.set_xlabel("task j (whose inputs)")
+        ax.set_ylabel("task t (whose update)")
+    fig.suptitle("Interference ‖ΔW_t X_j‖ / ‖W_{t-1} X_j‖, mean over adapted layers")
+    fig.tight_layout()
+    return fig
+
+
+# ---------- a comparison folder ----------
+
+def chance_overlap(run: an.Run, k: int, side: str) -> float:
+    """Mean cos² two random k-dim subspaces would share, k / d, d the mean layer dimension on that side."""
+    d = np.mean([s[f"{L}.lora_B"].shape[0] if side == "col" else s[f"{L}.lora_A"].shape[1]
+                 for s in run.snapshots[:1] for L in run.layers])
+    return min(1.0, k / d)
+
+
+def _save(fig, path: Path, dpi=90) -> Path:
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
+def save_inside_figures(run_dirs: dict, out: Path, bench=None, per_task: int = 32, k: int | None = None) -> list[Path]:
+    """Static PNGs into `out` for the runs in run_dirs {label -> run folder} that have adapter snapshots:
+    overlap.png (every such method, column and row spaces), routing.png (C-LoRA-like runs: first adapted layer,
+    last task), interference.png (needs the test images: `bench` if given, else the benchmark is re-read from
+    the first run's config; `per_task` images per task), stored_params.png. Returns the paths written.
+    k: subspace size for the overlap (default: the runs' rank)."""
+    from . import vit
+    out = Path(out)
+    runs = {n: an.load_run(p, n) for n, p in run_dirs.items()}
+    runs = {n: r for n, r in runs.items() if an.has_adapters(r) and r.tasks > 1}
+    if not runs:
+        return []
+    paths, first = [], next(iter(runs.values()))
+    k = k or first.config.get("rank", 4)
+    updates = {n: an.task_updates(r) for n, r in runs.items()}
+    by_side = {s: {n: an.overlap_matrix(u, k, s)[1] for n, u in updates.items()} for s in ("col", "row")}
+    chance = {s: chance_overlap(first, k, s) for s in by_side}
+    paths.append(_save(plot_overlap(by_side, chance), out / "overlap.png"))
+    routed = {n: an.routing_history(r)[r.layers[0]] for n, r in runs.items() if f"{r.layers[0]}.R_old" in r.snapshots[0]}
+    if routed:
+        paths.append(_save(plot_routing(routed, first.tasks - 1), out / "routing.png"))
+    base = vit.build(first.config["backbone"], pretrained=first.config.get("pretrained", False))
+    images = an.task_images(bench, base, per_task) if bench is not None else an.task_images_of(first.config, base, per_task)
+    inter = {n: an.interference(r, base, images)[1] for n, r in runs.items()}
+    paths.append(_save(plot_interference(inter), out / "interference.png"))
+    shapes = an.layer_shapes(first)
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    plot_params(an.stored_adapter_params(shapes, first.config.get("rank", 8), max(10, first.tasks)), ax)
+    fig.tight_layout()
+    paths.append(_save(fig, out / "stored_params.png"))
+    return paths

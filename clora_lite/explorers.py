@@ -8,31 +8,26 @@ notebook read on GitHub or nbviewer (no widgets there) still shows the picture.
 
 How plotly gets drawn: each view is an ipywidgets Output whose `outputs` are set to a mime bundle directly (no
 `with out:` capture, which made nbconvert hang in chapter 01; no go.FigureWidget, which needs anywidget since
-plotly 6). The bundle is chosen by where the kernel runs (`renderer()`): on Colab, which has no plotly mime
+plotly 6). The bundle is chosen by where the kernel runs (settings.plotly_renderer()): on Colab, which has no plotly mime
 renderer, HTML that loads plotly.js from its CDN; elsewhere application/vnd.plotly.v1+json, drawn by JupyterLab's
 plotly extension (shipped inside the plotly package) and by VS Code, and stored as data, never as plotly.js.
 """
 import json
 import re
-import sys
 
 import ipywidgets as widgets
 import numpy as np
 
 from . import analysis as an
 from . import viz, viz_inside
+from .settings import plotly_renderer
 
 ALL = "all (mean)"
 
 
-def renderer() -> str:
-    """"colab" inside Google Colab, else "plotly_mimetype" (JupyterLab, VS Code, nbconvert)."""
-    return "colab" if "google.colab" in sys.modules else "plotly_mimetype"
-
-
 def mime_bundle(fig) -> dict:
-    """The display data of a plotly figure for this kernel's front end (see renderer())."""
-    if renderer() == "colab":
+    """The display data of a plotly figure for this kernel's front end (settings.plotly_renderer())."""
+    if plotly_renderer() == "colab":
         return {"text/html": fig.to_html(include_plotlyjs="cdn", full_html=False)}
     return {"application/vnd.plotly.v1+json": {**json.loads(fig.to_json()), "config": {"responsive": True}},
             "text/plain": f"<plotly figure: {fig.layout.title.text}>"}

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 from . import analysis as an
@@ -81,13 +82,13 @@ def routing_figure(hists: dict, t: int) -> "go.Figure":
         f"{n}: R_old (tasks < {t + 1}), eff. rank {h['erank_old'][t]:.1f}",
         f"R_delta (task {t + 1}), eff. rank {h['erank_delta'][t]:.1f}",
         f"singular values; R_delta inside R_old's: {_share(h, t)}")]
-    fig = make_subplots(len(hists), 3, subplot_titles=titles, horizontal_spacing=0.12, vertical_spacing=0.22)
+    fig = make_subplots(len(hists), 3, subplot_titles=titles, horizontal_spacing=0.16, vertical_spacing=0.22)
     for row, (name, h) in enumerate(hists.items(), 1):
         r = h["R_old"].shape[1]
         for col, key in ((1, "R_old"), (2, "R_delta")):
             # each matrix on its own symmetric scale: a new task's R_delta is often far smaller than R_old
             lim = _finite_max([np.abs(h[key][t])])
-            trace = heatmap(h[key][t], "routing weight", -lim, lim, "RdBu", 0, fmt=".2g" if r <= 6 else None)
+            trace = heatmap(h[key][t], "weight", -lim, lim, "RdBu", 0, fmt=".2g" if r <= 6 else None)
             cell = fig.get_subplot(row, col)
             trace.colorbar.update(x=cell.xaxis.domain[1] + 0.005, y=sum(cell.yaxis.domain) / 2,
                                   len=cell.yaxis.domain[1] - cell.yaxis.domain[0], thickness=10)
@@ -114,6 +115,8 @@ def plot_routing(hists: dict, t: int):
                                (row[1], "R_delta", f"R_delta (task {t + 1})")):
             lim = _finite_max([np.abs(h[key][t])])   # own symmetric scale, as in routing_figure
             imshow(ax, h[key][t], "routing weight", -lim, lim, "RdBu", fmt=None, ticks=False)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # whole indices, not half-steps
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_title(title, fontsize=9)
             ax.set_xlabel("column j (from A)")
             ax.set_ylabel("row i (to B)")
@@ -127,6 +130,7 @@ def plot_routing(hists: dict, t: int):
         row[3].plot(x, 100 * h["share_left"], "o-", label="left (U_oldᵀ R_delta)")
         row[3].plot(x, 100 * h["share_right"], "s--", label="right (R_delta V_old)")
         row[3].set(xlabel="task", ylabel="share of ‖R_delta‖² (%)", ylim=(0, 100))
+        row[3].xaxis.set_major_locator(MaxNLocator(integer=True))
         row[3].set_title("R_delta's energy inside R_old's kept subspaces", fontsize=9)
         row[3].legend(fontsize=8)
     fig.tight_layout()

@@ -14,7 +14,10 @@ from .methods import METHODS
 # Named variants accepted by --methods beside the plain method names: the design's ablations.
 VARIANTS = {"clora_no_orth": {"method": "clora", "lambda_orth": 0.0},
             "clora_no_stopgrad": {"method": "clora", "detach_old": False},
-            "clora_left": {"method": "clora", "orth_side": "left"}}
+            "clora_left": {"method": "clora", "orth_side": "left"},
+            # ours, ablation rows of the input-protecting C-LoRA
+            "clora_inp_design": {"method": "clora_inp", "design_a": True},
+            "clora_inp_no_input": {"method": "clora_inp", "lambda_in": 0.0}}
 ALL_METHODS = tuple(METHODS)
 COMPARE_METHODS = ("frozen", "finetune", "seq_lora", "lora_per_task", "clora", "joint")
 
@@ -38,12 +41,13 @@ class Parser(argparse.ArgumentParser):
 RUN_OPTIONS = [
     ("method", str, "frozen | finetune | seq_lora | lora_per_task | clora | joint (and the peers/variants listed "
                     "under compare --methods)"),
-    ("benchmark", str, "synthetic | synthetic_inverted | split_cifar100 | split_cifar10 | imagefolder:PATH"),
+    ("benchmark", str, "synthetic | synthetic_inverted | split_fashion_mnist | split_cifar100 | split_cifar10 | "
+                       "imagefolder:PATH"),
     ("tasks", int, "number of tasks the classes are split into"),
     ("task-sizes", str, "classes per task, comma-separated (e.g. 50,10,10,10,10,10); default: equal tasks"),
     ("classes", int, "number of classes (synthetic benchmarks only)"),
-    ("train-per-class", int, "training images per class (synthetic only)"),
-    ("test-per-class", int, "test images per class (synthetic only)"),
+    ("train-per-class", int, "training images per class (synthetic; a seeded subset of split_fashion_mnist)"),
+    ("test-per-class", int, "test images per class (synthetic; a seeded subset of split_fashion_mnist)"),
     ("val-fraction", float, "share of each class's training images held out as a validation split (tune on it)"),
     ("order", str, "class order of real benchmarks: seed1993 (PyCIL's shuffle) | label"),
     ("backbone", str, "vit_tiny (32 px, shipped weights) | vit_b16 (torchvision ImageNet) | vit_b16_in21k (timm)"),
@@ -60,6 +64,8 @@ RUN_OPTIONS = [
     ("lambda-orth", float, "weight of C-LoRA's orthogonality penalty"),
     ("orth-energy", float, "share of R_old's energy whose singular directions the penalty protects"),
     ("orth-side", str, "both | left | right: which sides of R_delta the penalty constrains"),
+    ("lambda-in", float, "clora_inp (ours): weight of the penalty on the new route reading old tasks' inputs"),
+    ("first-lr-scale", float, "clora_inp (ours): the adapter lr on the first task is lr times this"),
     ("head", str, "linear | cosine"),
     ("head-scale", float, "logit scale of the cosine head"),
     ("align-steps", int, "head-alignment steps after each task"),
@@ -73,6 +79,7 @@ BOOL_OPTIONS = [
     ("pretrained", "start from pre-trained backbone weights"),
     ("compile", "torch.compile the backbone"),
     ("align-head", "after each task, retrain the head on sampled class statistics (our addition)"),
+    ("design-a", "clora_inp (ours): at each task, re-aim A's rows the old routing does not read at new inputs"),
 ]
 
 

@@ -15,12 +15,12 @@ class ConfigError(ValueError):
 @dataclass
 class Config:
     method: str = "clora"
-    benchmark: str = "synthetic"        # synthetic | synthetic_inverted | split_cifar100 | split_cifar10 | imagefolder:PATH
+    benchmark: str = "synthetic"        # synthetic | synthetic_inverted | split_fashion_mnist | split_cifar100 | split_cifar10 | imagefolder:PATH
     tasks: int = 10
     task_sizes: tuple | None = None      # classes per task, e.g. (50, 10, 10, 10, 10, 10); None: equal tasks
     classes: int = 100                   # synthetic only
-    train_per_class: int = 300           # synthetic only
-    test_per_class: int = 50             # synthetic only
+    train_per_class: int = 300           # synthetic, and a seeded subset of split_fashion_mnist
+    test_per_class: int = 50             # synthetic, and a seeded subset of split_fashion_mnist
     val_fraction: float = 0.0            # share of each class's training images held out for tuning
     order: str = "seed1993"              # class order of real benchmarks: seed1993 | label
     backbone: str = "vit_tiny"
@@ -42,6 +42,9 @@ class Config:
     detach_old: bool = True
     orth_energy: float = 0.95
     orth_side: str = "both"
+    lambda_in: float = 100.0             # clora_inp (ours): weight of ||R_delta A M_old||^2 (old tasks' inputs)
+    design_a: bool = False               # clora_inp (ours): re-aim A's free rows at the task's new input directions
+    first_lr_scale: float = 1.0          # clora_inp (ours): adapter lr on the first task = lr * first_lr_scale
     seed: int = 0
     device: str = "auto"                 # auto: cuda if available
     amp: str = "auto"                    # auto: bf16 autocast on cuda | bf16 | off
@@ -104,8 +107,10 @@ def check(c: Config) -> Config:
     is_num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
     _need(c.method in METHODS, f"method={c.method!r} is not allowed: use one of {', '.join(METHODS)}")
     _need(c.backbone in BACKBONES, f"backbone={c.backbone!r} is not allowed: use one of {', '.join(BACKBONES)}")
-    _need(c.benchmark in ("synthetic", "synthetic_inverted", "split_cifar100", "split_cifar10") or c.benchmark.startswith("imagefolder:"),
-          f"benchmark={c.benchmark!r} is not allowed: use synthetic, synthetic_inverted, split_cifar100, split_cifar10 or imagefolder:PATH")
+    _need(c.benchmark in ("synthetic", "synthetic_inverted", "split_fashion_mnist", "split_cifar100", "split_cifar10")
+          or c.benchmark.startswith("imagefolder:"),
+          f"benchmark={c.benchmark!r} is not allowed: use synthetic, synthetic_inverted, split_fashion_mnist, "
+          "split_cifar100, split_cifar10 or imagefolder:PATH")
     for name in ("align_steps", "tasks", "classes", "train_per_class", "test_per_class", "batch", "eval_batch", "rank"):
         v = getattr(c, name)
         _need(is_int(v) and v >= 1, f"{name}={v!r} is not allowed: use a whole number >= 1")
@@ -115,7 +120,7 @@ def check(c: Config) -> Config:
           f"targets={','.join(c.targets)!r} is not allowed: choose from {','.join(ViT.adapter_targets())}")
     _need(is_int(c.epochs) and c.epochs >= 0, f"epochs={c.epochs!r} is not allowed: use a whole number >= 0")
     _need(is_int(c.seed) and c.seed >= 0, f"seed={c.seed!r} is not allowed: use a whole number >= 0")
-    for name in ("lr", "head_lr", "backbone_lr"):
+    for name in ("lr", "head_lr", "backbone_lr", "first_lr_scale"):
         v = getattr(c, name)
         _need(is_num(v) and v > 0, f"{name}={v!r} is not allowed: use a number > 0")
     _need(c.routing_lr is None or (is_num(c.routing_lr) and c.routing_lr > 0),
@@ -123,6 +128,8 @@ def check(c: Config) -> Config:
     _need(c.alpha is None or (is_num(c.alpha) and c.alpha > 0), f"alpha={c.alpha!r} is not allowed: use a number > 0")
     _need(is_num(c.lambda_orth) and c.lambda_orth >= 0,
           f"lambda_orth={c.lambda_orth!r} is not allowed: use a number >= 0")
+    _need(is_num(c.lambda_in) and c.lambda_in >= 0, f"lambda_in={c.lambda_in!r} is not allowed: use a number >= 0")
+    _need(isinstance(c.design_a, bool), f"design_a={c.design_a!r} is not allowed: use true or false")
     _need(is_num(c.orth_energy) and 0 < c.orth_energy <= 1,
           f"orth_energy={c.orth_energy!r} is not allowed: use a number in (0, 1]")
     _need(is_num(c.val_fraction) and 0 <= c.val_fraction < 1,
@@ -137,7 +144,8 @@ def check(c: Config) -> Config:
     if c.task_sizes is not None:
         _need(len(c.task_sizes) == c.tasks and all(is_int(k) and k >= 1 for k in c.task_sizes),
               f"task_sizes={','.join(map(str, c.task_sizes))} is not allowed: give tasks={c.tasks} whole numbers >= 1")
-    n = {"synthetic": c.classes, "synthetic_inverted": c.classes, "split_cifar100": 100, "split_cifar10": 10}.get(c.benchmark)
+    n = {"synthetic": c.classes, "synthetic_inverted": c.classes, "split_fashion_mnist": 10, "split_cifar100": 100,
+         "split_cifar10": 10}.get(c.benchmark)
     if c.benchmark.startswith("synthetic"):
         _need(c.classes <= 144, f"classes={c.classes} is not allowed for synthetic: use 1 to 144")
     if n is not None and c.task_sizes is not None:

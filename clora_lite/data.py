@@ -260,15 +260,22 @@ def imagefolder(path: str, num_tasks: int, image_size: int = 32, task_sizes=None
                      list(range(len(names))), hflip=True)
 
 
-BENCHMARKS = ("synthetic", "synthetic_inverted", "split_cifar100", "split_cifar10", "imagefolder:PATH")
+BENCHMARKS = ("synthetic", "synthetic_inverted", "split_fashion_mnist", "split_cifar100", "split_cifar10",
+              "imagefolder:PATH")
 
 
 def load_benchmark(name: str, num_tasks: int = 10, seed: int = 0, data_dir=None, order: str = "seed1993",
                    task_sizes=None, **synthetic_kw) -> Benchmark:
-    """By name: "synthetic", "synthetic_inverted", "split_cifar100", "split_cifar10" or "imagefolder:PATH"."""
+    """By name: "synthetic", "synthetic_inverted", "split_fashion_mnist", "split_cifar100", "split_cifar10" or
+    "imagefolder:PATH". synthetic_kw: classes/train/test sizes (split_fashion_mnist takes the two per-class sizes)."""
     if name in ("synthetic", "synthetic_inverted"):
         return synthetic(num_tasks, seed=seed, inverted=name == "synthetic_inverted", task_sizes=task_sizes,
                          **synthetic_kw)
+    if name == "split_fashion_mnist":
+        from .realdata import split_fashion_mnist   # realdata imports this module: imported here, not on top
+        return split_fashion_mnist(num_tasks, order, data_dir, seed=seed, task_sizes=task_sizes,
+                                   train_per_class=synthetic_kw.get("train_per_class"),
+                                   test_per_class=synthetic_kw.get("test_per_class"))
     if name in ("split_cifar100", "split_cifar10"):
         return split_cifar(int(name[len("split_cifar"):]), num_tasks, order, data_dir, task_sizes=task_sizes)
     if name.startswith("imagefolder:"):

@@ -58,6 +58,10 @@ class Learner(nn.Module):
     def regularizer(self) -> torch.Tensor | float:
         return 0.0
 
+    def prepare_task(self, batches) -> None:
+        """Called by train.py after begin_task: batches() yields the task's training images prepared for the
+        backbone ((N, 3, H, W) floats, no augmentation). Learners that read a task's inputs (peers.py) use it."""
+
     def param_groups(self) -> list:
         trainable = [p for p in self.backbone.parameters() if p.requires_grad]
         groups = [{"params": list(self.head.parameters()), "lr": self.cfg.head_lr}]
@@ -173,6 +177,11 @@ class Joint(SeqLoRA):
 
 METHODS = {"frozen": Frozen, "finetune": Finetune, "seq_lora": SeqLoRA, "lora_per_task": LoRAPerTask,
            "clora": CLoRA, "joint": Joint}
+
+
+# The published peers and the kit's input-protecting C-LoRA subclass the learners above (see peers.py).
+from .peers import PEERS  # noqa: E402
+METHODS.update(PEERS)
 
 
 def make_learner(backbone: nn.Module, num_classes: int, cfg) -> Learner:

@@ -23,16 +23,16 @@ models/vit_inflora.py). What the kit changes, and why:
   (the official base method has none; its `inflora_ca` variant has one).
 - targets k and v as in the official code (cfg.targets, which other methods use, is ignored); scale 1, A's rows
   orthonormal / sqrt(3) as there.
-- the protected basis is stored as its (d_in, d_in) projector `protected` (a buffer: fixed shape, so it is
+- the protected basis is stored zero-padded to (d_in, d_in) in the buffer `input_basis` (fixed shape, so it is
   saved in checkpoints and resumes), not as the official list of numpy bases with a DualGPM complement.
 
 CLoRAInp ("clora_inp", ours, not the paper's): C-LoRA plus protection of old tasks' *inputs*. The paper's
 penalty keeps R_delta off R_old's routing, but the new route s B R_delta A x still moves the features of old
 images. We keep, per adapted layer, the protected input basis M of earlier tasks (grown after each task as
-InfLoRA does) and add  lambda_in * ||R_delta A M||_F^2  (= ||R_delta A P||_F^2, P = M M^T): the new route's
+InfLoRA does) and add  lambda_in * ||R_delta A M||_F^2  (M zero-padded gives the same value): the new route's
 response to inputs that old tasks used. Its gradient on A has the form R_delta^T N, like the task loss's, so
 with two-sided routing orthogonality the old route B R_old A stays as protected as before.
-Option design_A (ours): at each task start, the rows of A that the old routing does not read (outside R_old's
+Option design_a (ours): at each task start, the rows of A that the old routing does not read (outside R_old's
 kept right singular subspace) are re-aimed at the top directions of this task's input covariance projected off
 M (InfLoRA's design, inside one shared adapter); at the first task that is every row (a data-driven warm start).
 """
@@ -51,15 +51,16 @@ class NeedsTaskData(RuntimeError):
 
 
 def _add_protected_buffer(m: nn.Module) -> None:
+    """m.input_basis (d_in, d_in): the protected input basis M in its first columns, zeros after (fixed shape)."""
     d = m.base.in_features
-    m.register_buffer("protected", torch.zeros(d, d, device=m.base.weight.device, dtype=m.base.weight.dtype))
+    m.register_buffer("input_basis", torch.zeros(d, d, device=m.base.weight.device, dtype=m.base.weight.dtype))
 
 
 def _grow_protected(layers: dict, covs: dict, threshold: float) -> None:
-    """For each layer: M <- grow_basis(M, C, threshold); store P = M M^T in its `protected` buffer."""
+    """For each layer: M <- grow_basis(M, C, threshold), stored zero-padded in its `input_basis` buffer."""
     for name, m in layers.items():
-        M = ins.grow_basis(ins.basis_of(m.protected), covs[name], threshold)
-        m.protected.copy_((M @ M.T).to(m.protected.dtype))
+        M = ins.grow_basis(ins.basis_of(m.input_basis).double(), covs[name], threshold)
+        m.input_basis.copy_(ins.padded(M, m.input_basis.shape[0]).to(m.input_basis.dtype))
 
 
 class InfLoRA(Learner):
@@ -92,7 +93,7 @@ class InfLoRA(Learner):
         self.batches = batches
         covs = ins.input_covariances(self.backbone, self.layers, batches())
         for name, m in self.layers.items():
-            A = ins.design_down_projection(covs[name], ins.basis_of(m.protected), m.rank)
+            A = ins.design_down_projection(covs[name], ins.basis_of(m.input_basis), m.rank)
             m.lora_A.copy_(A.to(m.lora_A.dtype))
             m.lora_B.zero_()
 
@@ -112,13 +113,16 @@ class InfLoRA(Learner):
 class CLoRAInp(CLoRA):
     """C-LoRA + lambda_in ||R_delta A M_old||_F^2 (ours): the new route keeps off earlier tasks' input subspace.
 
-    lambda_in and design_A are read from cfg when it has them (defaults below)."""
-    LAMBDA_IN, DESIGN_A = 100.0, False
+    lambda_in, design_a and first_lr_scale are read from cfg when it has them (defaults below).
+    first_lr_scale (ours): the adapter's learning rate on the first task is lr * first_lr_scale: the first task
+    adapts the backbone to the new domain while nothing needs protecting yet; later tasks move carefully."""
+    LAMBDA_IN, DESIGN_A, FIRST_LR_SCALE = 100.0, False, 1.0
 
     def __init__(self, backbone, num_classes, cfg):
         super().__init__(backbone, num_classes, cfg)
         self.lambda_in = getattr(cfg, "lambda_in", self.LAMBDA_IN)
-        self.design_A = getattr(cfg, "design_A", self.DESIGN_A)
+        self.design_A = getattr(cfg, "design_a", self.DESIGN_A)
+        self.first_lr_scale = getattr(cfg, "first_lr_scale", self.FIRST_LR_SCALE)
         self.layers = {n: m for n, m in self.backbone.named_modules() if isinstance(m, CLoRALinear)}
         for m in self.layers.values():
             _add_protected_buffer(m)
@@ -139,7 +143,7 @@ class CLoRAInp(CLoRA):
             _, V = energy_basis(m.R_old.double(), m.orth_energy)                 # (r, k_r)
             free = torch.eye(m.rank, dtype=torch.float64, device=V.device) - V @ V.T   # (r, r) projector
             Uf = torch.linalg.eigh(free).eigenvectors[:, V.shape[1]:]           # (r, r - k_r) orthonormal
-            D = ins.design_down_projection(covs[name], ins.basis_of(m.protected), Uf.shape[1])  # (r - k_r, d)
+            D = ins.design_down_projection(covs[name], ins.basis_of(m.input_basis), Uf.shape[1])  # (r - k_r, d)
             A = m.lora_A.double()
             A = A - Uf @ (Uf.T @ A) + Uf @ D                                    # re-aim the free rows only
             m.lora_A.copy_(A.to(m.lora_A.dtype))
@@ -148,13 +152,17 @@ class CLoRAInp(CLoRA):
         reg = super().regularizer()
         if not self.lambda_in or self.t == 0:
             return reg
-        pen = sum((m.R_delta @ m.lora_A @ m.protected).pow(2).sum() for m in self.layers.values())
+        pen = sum((m.R_delta @ m.lora_A @ m.input_basis).pow(2).sum() for m in self.layers.values())
         return reg + self.lambda_in * pen
 
     def param_groups(self):
         if self.batches is None:
             raise NeedsTaskData("clora_inp needs the task's images: call learner.prepare_task(batches) after begin_task")
-        return super().param_groups()
+        groups = super().param_groups()
+        if self.t == 0:
+            for g in groups[1:]:   # adapter groups; the head (group 0) keeps its own lr
+                g["lr"] = g["lr"] * self.first_lr_scale
+        return groups
 
     @torch.no_grad()
     def end_task(self):

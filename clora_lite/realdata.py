@@ -4,7 +4,8 @@ Fashion-MNIST (Xiao, Rasul, Vollgraf 2017; 60,000 train + 10,000 test grayscale 
 10 classes, MIT licence) is far from what the shipped vit_tiny was pre-trained on (coloured synthetic shapes and
 textures), so adapting the backbone has headroom. Where the files are looked for, in this order:
 
-    DATA_DIR/FashionMNIST/raw/         torchvision's layout (`torchvision.datasets.FashionMNIST(DATA_DIR, download=True)`)
+    DATA_DIR/FashionMNIST/raw/         torchvision's layout (`torchvision.datasets.FashionMNIST(DATA_DIR, download=True)`);
+                                       DATA_DIR: --data-dir, else $CLORA_DATA, else ~/.cache/clora_lite
     /usr/share/datasets/fashion-mnist/ Debian's package `dataset-fashion-mnist` (apt-get install dataset-fashion-mnist)
 
 Each is a folder of the four original IDX files (gzipped or not). With `download=True` and internet (e.g. on
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 
 from .config import ConfigError
 from .data import Benchmark, DatasetMissing, make_tasks, pycil_order, relabel
+from .env import data_dir as default_data_dir
 
 FASHION_NAMES = ["t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
                  "ankle boot"]
@@ -31,16 +33,6 @@ FASHION_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
                  "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 INSTALL_HINT = ("install it with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or run once with "
                 "internet to let torchvision download it into {data_dir}")
-
-
-def default_data_dir() -> Path:
-    """Where downloads land (clora_lite.env.data_dir once issue 8 lands; the old vit.DATA_DIR before)."""
-    try:
-        from .env import data_dir
-        return data_dir()
-    except ImportError:
-        from .vit import DATA_DIR
-        return DATA_DIR
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -90,11 +82,12 @@ def to_rgb32(images: np.ndarray) -> torch.Tensor:
 
 def split_fashion_mnist(num_tasks: int = 5, order: str = "seed1993", data_dir: Path | str | None = None,
                         train_per_class: int | None = None, test_per_class: int | None = None, seed: int = 0,
-                        download: bool = False) -> Benchmark:
+                        download: bool = False, task_sizes=None) -> Benchmark:
     """Split Fashion-MNIST into `num_tasks` tasks of 10 / num_tasks classes each.
 
     order: "seed1993" (PyCIL's shuffle of the 10 classes) or "label". train_per_class / test_per_class: keep a
     seeded random subset of that many images per class (None: all 6,000 / 1,000), so a CPU run stays small.
+    task_sizes: classes per task (default: equal tasks).
     Returns a Benchmark with uint8 (N, 3, 32, 32) images; hflip=True (a mirrored garment is the same garment).
     """
     name = "split_fashion_mnist"
@@ -104,7 +97,7 @@ def split_fashion_mnist(num_tasks: int = 5, order: str = "seed1993", data_dir: P
     for key, v in (("train_per_class", train_per_class), ("test_per_class", test_per_class)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise ConfigError(f"{key}={v!r} is not allowed for {name}: use a whole number >= 1, or None for all")
-    tasks = make_tasks(10, num_tasks)
+    tasks = make_tasks(10, num_tasks, task_sizes)
     folder = find_fashion_mnist(data_dir)
     if folder is None and download:
         try:

@@ -42,6 +42,8 @@ def load_benchmark(cfg: Config) -> data.Benchmark:
     kw = {}
     if cfg.benchmark.startswith("synthetic"):
         kw = dict(num_classes=cfg.classes, train_per_class=cfg.train_per_class, test_per_class=cfg.test_per_class)
+    elif cfg.benchmark == "split_fashion_mnist":
+        kw = dict(train_per_class=cfg.train_per_class, test_per_class=cfg.test_per_class)
     bench = data.load_benchmark(cfg.benchmark, cfg.tasks, seed=cfg.seed, order=cfg.order, data_dir=cfg.data_dir,
                                 task_sizes=cfg.task_sizes, **kw)
     return bench.hold_out(cfg.val_fraction, cfg.seed)
@@ -225,6 +227,8 @@ def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=p
         g = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + t)
         learner.begin_task(t, stream[t])
         x, y = bench.split(list(range(len(bench.tasks))) if joint else t, "train")
+        # InfLoRA and clora_inp read the task's inputs (un-augmented) before training and again in end_task
+        learner.prepare_task(lambda: (learner.backbone.prepare(xb) for xb in x.split(cfg.eval_batch)))
         seconds, images = train_task(learner, x, y, cfg, f"{cfg.method} task {t + 1}/{len(stream)}", bench.hflip,
                                      g, bf16, progress)
         if out is not None:   # before end_task: R_delta still holds this task's routing

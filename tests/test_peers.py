@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from clora_lite import input_subspace as ins
-from clora_lite import peers, realdata, vit
+from clora_lite import peers, realdata, train, vit
+from clora_lite.config import Config, ConfigError
 from clora_lite.data import DatasetMissing
 
 
@@ -59,8 +60,10 @@ def test_grow_basis_holds_the_threshold_energy_and_grows():
     torch.testing.assert_close(M2[:, :M.shape[1]], M)                       # old directions kept as they were
     torch.testing.assert_close(M2.T @ M2, torch.eye(M2.shape[1], dtype=torch.float64))
     assert ins.energy_share(M2, C2) >= 0.97
-    P = M2 @ M2.T
-    torch.testing.assert_close(ins.basis_of(P) @ ins.basis_of(P).T, P)
+    Z = ins.padded(M2, d)                                                    # the fixed-shape buffer form
+    assert Z.shape == (d, d)
+    torch.testing.assert_close(ins.basis_of(Z), M2)
+    torch.testing.assert_close(Z @ Z.T, M2 @ M2.T)
 
 
 def test_threshold_rises_from_095_towards_1():
@@ -91,7 +94,7 @@ def test_inflora_designs_A_off_the_protected_subspace_merges_and_grows():
         for m in layers:
             m.lora_B.normal_()   # stands in for training
     learner.end_task()
-    k0 = [int(torch.trace(m.protected).round()) for m in layers]
+    k0 = [ins.basis_of(m.input_basis).shape[1] for m in layers]
     assert all(k >= 1 for k in k0)
 
     before = learner.backbone(x0[:4])
@@ -100,9 +103,9 @@ def test_inflora_designs_A_off_the_protected_subspace_merges_and_grows():
     learner.prepare_task(batches_of(x1))
     for m in layers:
         # the new A reads nothing of the protected input subspace
-        assert (m.lora_A.double() @ m.protected.double()).abs().max() < 1e-5
+        assert (m.lora_A.double() @ m.input_basis.double()).abs().max() < 1e-5
     learner.end_task()
-    k1 = [int(torch.trace(m.protected).round()) for m in layers]
+    k1 = [ins.basis_of(m.input_basis).shape[1] for m in layers]
     assert all(b >= a for a, b in zip(k0, k1)) and sum(k1) > sum(k0)
 
 
@@ -120,18 +123,18 @@ def test_clora_inp_penalty_is_zero_off_the_protected_inputs_and_positive_on_them
         m.R_delta.copy_(torch.eye(m.rank))
         m.lora_A.zero_()
         m.lora_A[:, : d // 2] = torch.randn(m.rank, d // 2)          # A reads only the first half of the inputs
-        m.protected.zero_()
-        m.protected[d // 2:, d // 2:] = torch.eye(d - d // 2)        # old inputs live in the second half
+        m.input_basis.zero_()
+        m.input_basis[d // 2:, d // 2:] = torch.eye(d - d // 2)        # old inputs live in the second half
     assert learner.regularizer().item() == 0.0
     with torch.no_grad():
-        m.protected.zero_()
-        m.protected[:2, :2] = torch.eye(2)                           # old inputs overlap what A reads
+        m.input_basis.zero_()
+        m.input_basis[:2, :2] = torch.eye(2)                           # old inputs overlap what A reads
     assert learner.regularizer().item() > 0.0
 
 
 def test_clora_inp_design_A_keeps_the_old_route_and_grows_the_basis():
     torch.manual_seed(0)
-    learner = peers.CLoRAInp(small_vit(), 6, cfg(method="clora_inp", design_A=True))
+    learner = peers.CLoRAInp(small_vit(), 6, cfg(method="clora_inp", design_a=True))
     x0, x1 = torch.randn(16, 3, 16, 16), torch.randn(16, 3, 16, 16) * 2
     learner.begin_task(0, [0, 1])
     learner.prepare_task(batches_of(x0))
@@ -139,14 +142,14 @@ def test_clora_inp_design_A_keeps_the_old_route_and_grows_the_basis():
         for m in learner.layers.values():
             m.R_delta.copy_(torch.diag(torch.tensor([1.0, 0.5, 0.0, 0.0])))   # old routing reads rows 0 and 1
     learner.end_task()
-    assert all(torch.trace(m.protected) >= 1 for m in learner.layers.values())
+    assert all(ins.basis_of(m.input_basis).shape[1] >= 1 for m in learner.layers.values())
     old = {n: (m.R_old @ m.lora_A).clone() for n, m in learner.layers.items()}
     learner.begin_task(1, [2, 3])
     learner.prepare_task(batches_of(x1))
     for n, m in learner.layers.items():
         torch.testing.assert_close(m.R_old @ m.lora_A, old[n], atol=1e-5, rtol=1e-4)   # the old route is untouched
         free = m.lora_A[2:].double()                                   # the re-aimed rows avoid old inputs
-        assert (free @ m.protected.double()).abs().max() < 1e-5
+        assert (free @ m.input_basis.double()).abs().max() < 1e-5
 
 
 # ---------------------------------------------------------------- Fashion-MNIST
@@ -163,7 +166,7 @@ def test_fashion_mnist_real_path():
     assert b.train_x.float().mean() > 10                              # real images, not blank
     assert (b.train_y.bincount() == 20).all()
     assert b.class_names[0] == realdata.FASHION_NAMES[b.class_order[0]]
-    x, y = b.split(1, train=False)
+    x, y = b.split(1, "test")
     assert set(y.tolist()) == {2, 3}
 
 
@@ -179,3 +182,24 @@ def test_read_idx_rejects_a_truncated_file(tmp_path):
     p.write_bytes(bytes([0, 0, 8, 1]) + (10).to_bytes(4, "big") + bytes(3))
     with pytest.raises(DatasetMissing, match="truncated"):
         realdata.read_idx(p)
+
+
+# ---------------------------------------------------------------- through the loop (train.py calls prepare_task)
+
+@pytest.mark.parametrize("method,kw", [("inflora", {}), ("clora_inp", {"design_a": True, "first_lr_scale": 2.0})])
+def test_new_methods_run_through_the_loop(method, kw):
+    cfg = Config(method=method, benchmark="synthetic_inverted", tasks=2, classes=4, train_per_class=6,
+                 test_per_class=3, val_fraction=0.34, epochs=1, batch=4, align_steps=2, device="cpu", **kw)
+    res = train.run(cfg, out=None, progress=False, log=lambda *a: None)
+    assert len(res["acc_matrix"]) == 2 and 0 <= res["last_acc"] <= 100 and "val_last_acc" in res
+
+
+def test_fashion_mnist_through_config_and_loop():
+    if realdata.find_fashion_mnist() is None:
+        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    cfg = Config(method="frozen", benchmark="split_fashion_mnist", tasks=5, train_per_class=4, test_per_class=2,
+                 epochs=0, batch=4, align_head=False, device="cpu")   # the loading path, not training: fast
+    res = train.run(cfg, out=None, progress=False, log=lambda *a: None)
+    assert res["benchmark"] == "split_fashion_mnist" and len(res["acc_matrix"]) == 5
+    with pytest.raises(ConfigError, match="tasks=3 is not allowed"):
+        Config.from_dict({"benchmark": "split_fashion_mnist", "tasks": 3})

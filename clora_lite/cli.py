@@ -119,6 +119,7 @@ def cmd_run(args):
     out = Path(args.out or f"runs/{cfg.method}")
     results = run(cfg, out, progress=not args.quiet)
     print_table([results])
+    write_figures([results], {cfg.method: out}, out, cfg)
     print(f"results in {out}/results.json")
 
 
@@ -132,7 +133,7 @@ def variant_config(name: str, base: Config) -> Config:
 
 def compare(methods: list, base: Config, out: Path, progress=True) -> list:
     """Run each method into out/<method>/; write summary.json, summary.csv and figures into out."""
-    from . import metrics, viz
+    from . import metrics
     from .train import atomic_write, run, write_json
     configs = [(m, variant_config(m, base)) for m in methods]   # every name checked before any work
     all_results = []
@@ -155,9 +156,19 @@ def compare(methods: list, base: Config, out: Path, progress=True) -> list:
     atomic_write(out / "summary.csv", write_csv)
     print()
     print(metrics.report_table([{**r, "method": r["label"]} for r in all_results]))
-    for p in viz.save_figures(all_results, out):
-        print(f"figure: {p}")
+    write_figures(all_results, {name: out / name for name, _ in configs}, out, configs[0][1])
     return all_results
+
+
+def write_figures(all_results: list, run_dirs: dict, out: Path, cfg: Config) -> None:
+    """The static PNGs of a run or a comparison: accuracy curves, forgetting and accuracy matrices for every
+    method; overlap, routing, interference and stored parameters for the methods with adapters."""
+    from . import viz, viz_inside
+    from .train import load_benchmark
+    paths = viz.save_figures(all_results, out)
+    paths += viz_inside.save_inside_figures(run_dirs, out, bench=load_benchmark(cfg))
+    for p in paths:
+        print(f"figure: {p}")
 
 
 def parse_methods(text: str) -> list:

@@ -101,6 +101,9 @@ def test_compare_writes_one_folder_per_method_and_summaries(tmp_path, capsys):
     assert [r["method"] for r in rows] == ["frozen", "clora", "clora_no_orth"]
     assert float(rows[1]["last_acc"]) == summary[1]["last_acc"]
     assert (out / "accuracy_curves.png").stat().st_size > 1000 and (out / "acc_matrices.png").exists()
+    for png in ("forgetting", "overlap", "routing", "interference", "stored_params"):   # the looking-inside PNGs
+        assert (out / f"{png}.png").stat().st_size > 1000, png
+    assert sorted(p.name for p in (out / "clora" / "adapters").iterdir()) == ["task_00.pt", "task_01.pt"]
     printed = capsys.readouterr().out
     assert "Forgetting = mean_{j<T}" in printed and "clora_no_orth" in printed
 

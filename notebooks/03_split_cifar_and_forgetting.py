@@ -42,6 +42,8 @@ if "google.colab" in sys.modules:
 
 # %%
 import dataclasses
+import hashlib
+import json
 from pathlib import Path
 import tempfile
 
@@ -75,8 +77,10 @@ base = Config(
     backbone="vit_b16" if CIFAR else "vit_tiny",
     epochs=pick(3, 2), batch=pick(128, 32), device=device,
 )
-# Runs are written here; running a cell again loads a finished run (or resumes an interrupted one).
-OUT = Path(tempfile.gettempdir()) / "clora_lite_runs" / "ch03" / f"{'smoke' if SMOKE else 'full'}-{BENCHMARK}"
+# Runs are written here; running a cell again loads a finished run (or resumes an interrupted one). The folder
+# name holds a short hash of the settings, so changed settings start fresh runs instead of clashing with old ones.
+TAG = hashlib.sha1(json.dumps(base.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+OUT = Path(tempfile.gettempdir()) / "clora_lite_runs" / "ch03" / f"{BENCHMARK}-{'smoke' if SMOKE else 'full'}-{TAG}"
 print(base.benchmark, "|", base.tasks, "tasks |", base.backbone, "|", base.epochs, "epochs per task")
 
 # %% [markdown]

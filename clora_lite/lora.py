@@ -4,8 +4,11 @@
     A: (r, d_in)  "lora_A", the down-projection, Kaiming-uniform init
     B: (d_out, r) "lora_B", the up-projection, zero init  -> the update is exactly 0 at the start
 
-Scaling by alpha / r means that changing r does not change the size of the update for a fixed alpha,
-so a learning rate tuned at one rank carries over to another.
+The scale follows the LoRA paper and PEFT: s = alpha / r. The kit's default alpha = r gives s = 1 at every
+rank. Neither keeps the size of the update fixed when r changes: after one Adam step from the zero start,
+||s B A|| grows like s * sqrt(r) (like sqrt(r) at the default, like 1/sqrt(r) for a fixed alpha); alpha
+proportional to sqrt(r) (rsLoRA, Kalajdzievski 2023) keeps it about steady. A learning rate tuned at one
+rank therefore does not carry over to another: retune it, or pass alpha. (Notebook 01 measures this.)
 """
 import math
 

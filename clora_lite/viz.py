@@ -65,9 +65,11 @@ def imshow(ax, M: np.ndarray, colorbar: str, vmin=None, vmax=None, cmap="viridis
         ax.set_xticks(range(M.shape[1]), [str(j + 1) for j in range(M.shape[1])])
         ax.set_yticks(range(M.shape[0]), [str(t + 1) for t in range(M.shape[0])])
     if fmt is not None and M.size <= 100:
+        lo, hi = im.get_clim()
         for (i, j), v in np.ndenumerate(M):
-            if not np.isnan(v):
-                ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7, color="w")
+            if not np.isnan(v):   # dark text on the bright end of the colour map, white on the dark end
+                bright = (v - lo) / ((hi - lo) or 1) > (0.5 if cmap == "viridis" else 2)
+                ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7, color="k" if bright else "w")
     ax.figure.colorbar(im, ax=ax, fraction=0.046).set_label(colorbar)
     return im
 

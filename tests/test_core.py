@@ -354,3 +354,22 @@ def test_remove_adapters_unwraps_without_merging():
     assert all(type(m) in (nn.Linear, nn.ReLU) for m in model)
     torch.testing.assert_close(model(x), before)
     assert all(torch.equal(m.weight, w) for m, w in zip([model[0], model[2]], plain))
+
+
+def test_import_arrows_run_one_way():
+    """env is the bottom of the kit (imports nothing of it); data does not reach into the model for paths;
+    bench does not import the training loop for a device helper."""
+    import ast
+    from pathlib import Path
+    pkg = Path(clora_lite.__file__).parent
+
+    def kit_imports(module):
+        tree = ast.parse((pkg / f"{module}.py").read_text())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                found |= {node.module} if node.module else {a.name for a in node.names}
+        return found
+    assert kit_imports("env") == set() and kit_imports("augment") == set()
+    assert "vit" not in kit_imports("data")
+    assert "train" not in kit_imports("bench")

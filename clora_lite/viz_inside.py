@@ -102,7 +102,7 @@ def routing_figure(hists: dict, t: int) -> "go.Figure":
         fig.update_yaxes(title_text="singular value", row=row, col=3)
     fig.update_annotations(font_size=12)
     fig.update_layout(title=f"Routing matrices after task {t + 1}", barmode="group", height=330 * len(hists) + 60,
-                      margin=dict(t=90, l=60, r=30, b=50), legend=dict(orientation="h", y=1.08, x=1, xanchor="right"))
+                      margin=dict(t=90, l=60, r=30, b=80), legend=dict(orientation="h", y=-0.18, x=1, xanchor="right"))
     return fig
 
 

@@ -3,7 +3,9 @@
 // whether the plotly pictures changed each time. Not part of CI (needs Debian's chromium and npm's playwright-core):
 //   (from a copy of the notebook's folder: JupyterLab autosaves what it opens)
 //   CLORA_SMOKE=1 jupyter lab --no-browser --port 8899 --IdentityProvider.token='' &
-//   NODE_PATH=$(npm root) node scripts/check_explorer.mjs NOTEBOOK.ipynb OUTDIR ["TEXT the last cell prints"]
+//   PORT=8899 node check_explorer.mjs NOTEBOOK.ipynb OUTDIR ["TEXT a cell prints once the others have run"]
+// ES modules ignore NODE_PATH: copy this file next to the node_modules that holds playwright-core.
+// Chapter 02: 02_routing_matrix.ipynb OUTDIR "share of R_delta"; chapter 05: 05_looking_inside.ipynb OUTDIR.
 // The first explorer must have a task slider and a method dropdown (RoutingExplorer, ForgettingExplorer).
 import { chromium } from "playwright-core";
 
@@ -14,7 +16,8 @@ const browser = await chromium.launch({
          "--disable-component-update", "--disable-sync"],
 });
 const page = await browser.newPage({ viewport: { width: 1400, height: 1100 } });
-await page.goto(`http://127.0.0.1:8899/lab/tree/${nb}?reset`);   // ?reset: no tabs restored from an earlier visit
+const port = process.env.PORT ?? "8899";
+await page.goto(`http://127.0.0.1:${port}/lab/tree/${nb}?reset`);   // ?reset: no tabs restored from an earlier visit
 await page.waitForSelector(".jp-Notebook", { timeout: 60000 });
 await page.click(".jp-Dialog >> text=Select", { timeout: 3000 }).catch(() => {});   // a notebook without a kernelspec
 await page.waitForSelector(".jp-Notebook-ExecutionIndicator[data-status='idle']", { timeout: 60000 }).catch(() => {});
@@ -64,11 +67,13 @@ console.log(`picture changed after moving the slider: ${data1 !== data0 && !shot
 
 // 2. switch method A to the next option of its dropdown
 const select = box.locator(".widget-dropdown select").first();
-const options = await select.locator("option").allTextContents();
-const current = await select.inputValue();
-const methodB = await box.locator(".widget-dropdown select").nth(1).inputValue();
+// ipywidgets writes the spaces of option labels as no-break spaces: compare labels with plain spaces
+const plain = (t) => t.replace(/\u00a0/g, " ").trim();
+const options = (await select.locator("option").allTextContents()).map(plain);
+const current = plain(await select.inputValue());
+const methodB = plain(await box.locator(".widget-dropdown select").nth(1).inputValue());
 const next = options.find((o) => o !== current && o !== methodB) ?? options.find((o) => o !== current);
-await select.selectOption({ label: next });
+await select.selectOption({ index: options.indexOf(next) });
 const data2 = await waitForChange(data1);
 await page.waitForTimeout(800);
 const shot2 = await box.screenshot({ path: `${outDir}/explorer_method_switched.png` });

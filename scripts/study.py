@@ -19,7 +19,6 @@ Cost: each run is a few seconds of training on free cores (vit_tiny, 32 px); on 
 whole default study took most of an hour, nearly all of it waiting for the CPU. Resume: rerun the same command.
 """
 import argparse
-import dataclasses
 import json
 import statistics
 import sys

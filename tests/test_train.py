@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -51,7 +50,7 @@ def test_every_method_runs_and_learns(method):
 
 
 def test_frozen_backbone_and_old_head_rows_do_not_move():
-    from clora_lite import data, vit
+    from clora_lite import vit
     from clora_lite.methods import make_learner
     cfg = small(method="clora")
     learner = make_learner(vit.build("vit_tiny"), 6, cfg)

@@ -11,9 +11,14 @@ ADAPTER_KINDS = {"lora": LoRALinear, "clora": CLoRALinear}
 def add_adapters(model: nn.Module, kind: str = "clora", rank: int = 8, targets=("q", "k", "v"),
                  **kw) -> list[nn.Module]:
     """Freeze every parameter of `model`, then wrap each nn.Linear whose name ends in one of `targets`
-    (e.g. "blocks.3.attn.q" matches "q") in a LoRALinear (kind="lora") or CLoRALinear (kind="clora").
+    (e.g. "blocks.3.attn.q" matches "q") in a LoRALinear (kind="lora") or CLoRALinear (kind="clora"), or in
+    kind(linear, rank, **kw) when kind is a class.
     Returns the adapters, in model order; only their own A, B (and R_delta) are trainable."""
-    if kind not in ADAPTER_KINDS:
+    if isinstance(kind, type):   # a LoRALinear subclass of a peer method (peers.py)
+        make = kind
+    elif kind in ADAPTER_KINDS:
+        make = ADAPTER_KINDS[kind]
+    else:
         raise ValueError(f"kind={kind!r} is not allowed: use one of {', '.join(ADAPTER_KINDS)}")
     targets = (targets,) if isinstance(targets, str) else tuple(targets)
     model.requires_grad_(False)
@@ -23,7 +28,7 @@ def add_adapters(model: nn.Module, kind: str = "clora", rank: int = 8, targets=(
         raise ValueError(f"targets={targets!r} matched no nn.Linear in the model")
     adapters = []
     for name, linear in found:
-        adapter = ADAPTER_KINDS[kind](linear, rank, **kw)
+        adapter = make(linear, rank, **kw)
         _set_submodule(model, name, adapter)
         adapters.append(adapter)
     return adapters

@@ -69,10 +69,13 @@ RUN_OPTIONS = [
     ("orth-energy", float, "share of R_old's energy whose singular directions the penalty protects"),
     ("orth-side", str, "both | left | right: which sides of R_delta the penalty constrains"),
     ("lambda-in", float, "clora_inp (ours): weight of the penalty on the new route reading old tasks' inputs"),
-    ("first-lr-scale", float, "clora_inp (ours): the adapter lr on the first task is lr times this"),
+    ("first-lr-scale", float, "ours, any method: on the first task the backbone's trainable weights (adapters, or "
+                              "finetune's) train at lr times this (a warm start to the new domain)"),
     ("head", str, "linear | cosine"),
     ("head-scale", float, "logit scale of the cosine head"),
     ("align-steps", int, "head-alignment steps after each task"),
+    ("drift-ridge", float, "ours: before head alignment, move old classes' stored statistics along the feature "
+                           "drift fitted (ridge, this strength) on the task's images before and after it; unset: off"),
     ("seed", int, "random seed (data, initialisation, order of batches)"),
     ("device", str, "auto (cuda if present) | cpu | cuda | cuda:N | mps"),
     ("amp", str, "auto (bf16 autocast on cuda) | bf16 | off"),

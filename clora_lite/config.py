@@ -32,6 +32,7 @@ class Config:
     head_scale: float = 16.0
     align_head: bool = True              # after each task, retrain the head on sampled class statistics
     align_steps: int = 100
+    drift_ridge: float | None = None     # ours: move old classes' statistics along the fitted feature drift (None: off)
     routing_lr: float | None = None      # C-LoRA's R_delta; None: the same as lr
     head_lr: float = 1e-2                # the linear head (it starts from zero knowledge every task)
     backbone_lr: float = 3e-4            # full fine-tuning (finetune, joint with adapter="full")
@@ -44,7 +45,7 @@ class Config:
     orth_side: str = "both"
     lambda_in: float = 100.0             # clora_inp (ours): weight of ||R_delta A M_old||^2 (old tasks' inputs)
     design_a: bool = False               # clora_inp (ours): re-aim A's free rows at the task's new input directions
-    first_lr_scale: float = 1.0          # clora_inp (ours): adapter lr on the first task = lr * first_lr_scale
+    first_lr_scale: float = 1.0          # ours: on the first task, everything but the head trains at lr * this
     seed: int = 0
     device: str = "auto"                 # auto: cuda if available
     amp: str = "auto"                    # auto: bf16 autocast on cuda | bf16 | off
@@ -125,6 +126,8 @@ def check(c: Config) -> Config:
         _need(is_num(v) and v > 0, f"{name}={v!r} is not allowed: use a number > 0")
     _need(c.routing_lr is None or (is_num(c.routing_lr) and c.routing_lr > 0),
           f"routing_lr={c.routing_lr!r} is not allowed: use a number > 0")
+    _need(c.drift_ridge is None or (is_num(c.drift_ridge) and c.drift_ridge > 0),
+          f"drift_ridge={c.drift_ridge!r} is not allowed: use a number > 0, or leave it unset (off)")
     _need(c.alpha is None or (is_num(c.alpha) and c.alpha > 0), f"alpha={c.alpha!r} is not allowed: use a number > 0")
     _need(is_num(c.lambda_orth) and c.lambda_orth >= 0,
           f"lambda_orth={c.lambda_orth!r} is not allowed: use a number >= 0")

@@ -78,6 +78,30 @@ class Learner(nn.Module):
             self.class_mean[c] = f.mean(0)
             self.class_cov[c] = torch.cov(f.T) if len(f) > 1 else 0.0
 
+    @torch.no_grad()
+    def compensate_drift(self, before: torch.Tensor, after: torch.Tensor, n_old: int, ridge: float = 1.0) -> None:
+        """Move the stored statistics of classes 0..n_old-1 along the feature drift of the task just trained.
+
+        before, after (N, D): the current task's training images through the backbone as it was before the task
+        and as it is after. A linear drift  f_after ~ f_before + (f_before - m) M + d  is fitted by ridge
+        regression on them (M (D, D) shrunk toward 0, i.e. the map toward the identity; ridge scales with the
+        inputs' mean variance), and applied to each old class:  mean <- mean + (mean - m) M + d,
+        cov <- (I + M)^T cov (I + M). A frozen backbone has no drift, so nothing moves. Our addition (drift
+        compensation in the spirit of SDC, Yu et al. 2020, with a linear map as in LDC, Gomez-Villa et al. 2024)."""
+        if n_old == 0:
+            return
+        X, Y = before.double(), after.double()
+        m, d = X.mean(0), Y.mean(0) - X.mean(0)
+        Xc = X - m
+        delta = (Y - Y.mean(0)) - Xc                                            # (N, D) drift around the means
+        D = X.shape[1]
+        lam = ridge * Xc.pow(2).sum() / D                                       # scale-free shrinkage
+        M = torch.linalg.solve(Xc.T @ Xc + lam * torch.eye(D, dtype=X.dtype, device=X.device), Xc.T @ delta)
+        T = torch.eye(D, dtype=X.dtype, device=X.device) + M                    # (D, D)
+        mean, cov = self.class_mean[:n_old].double(), self.class_cov[:n_old].double()
+        self.class_mean[:n_old] = ((mean - m) @ T + m + d).to(self.class_mean.dtype)
+        self.class_cov[:n_old] = (T.T @ cov @ T).to(self.class_cov.dtype)
+
     def align_head(self, n_seen: int, steps: int, generator=None, batch_per_class: int = 32) -> None:
         """Retrain the head rows of all n_seen classes against each other on features sampled from each
         class's Gaussian N(mean, cov + shrink I): the exemplar-free cure for the masked head never having
@@ -105,7 +129,7 @@ class Learner(nn.Module):
 
 
 def _is_adapter_param(name: str) -> bool:
-    return name.rsplit(".", 1)[-1] in ("lora_A", "lora_B", "R_delta")
+    return name.rsplit(".", 1)[-1] in ("lora_A", "lora_B", "R_delta", "magnitudes")
 
 
 class Frozen(Learner):

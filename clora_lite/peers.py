@@ -1,4 +1,4 @@
-"""Published peers (InfLoRA) and the kit's own input-protecting C-LoRA, as methods.Learner subclasses.
+"""Published peers (InfLoRA, SD-LoRA) and the kit's own input-protecting C-LoRA, as methods.Learner subclasses.
 
 These learners need the current task's training images twice: to design or protect before training and to
 measure the trained model's inputs after it. The hook (to be called by train.py right after begin_task):
@@ -26,6 +26,15 @@ models/vit_inflora.py). What the kit changes, and why:
 - the protected basis is stored zero-padded to (d_in, d_in) in the buffer `input_basis` (fixed shape, so it is
   saved in checkpoints and resumes), not as the official list of numpy bases with a DualGPM complement.
 
+SD-LoRA (Wu et al., ICLR 2025), read from the official code (WuYichen-97/SD-Lora-CL, backbone/lora.py,
+models/sdlora.py): per task a fresh LoRA pair on q and v (A Kaiming, B = 0); earlier tasks' pairs are frozen
+and enter only as directions B_i A_i / (||B_i||_F ||A_i||_F), each times a learnable magnitude alpha_i shared
+by all layers; the current pair is times its own learnable magnitude. All magnitudes start at 0.8 at every task
+(the official code re-creates them per task; we keep that). What the kit changes: AdamW at the kit's lr and
+schedule (official: SGD momentum 0.9, constant lr), the kit's head with head alignment (as for every method),
+scale alpha/r = 1 before the magnitude, and the frozen pairs kept as fixed-shape buffers (every task's slot
+allocated up front, zeros until used) instead of files per task.
+
 CLoRAInp ("clora_inp", ours, not the paper's): C-LoRA plus protection of old tasks' *inputs*. The paper's
 penalty keeps R_delta off R_old's routing, but the new route s B R_delta A x still moves the features of old
 images. We keep, per adapted layer, the protected input basis M of earlier tasks (grown after each task as
@@ -36,14 +45,58 @@ Option design_a (ours): at each task start, the rows of A that the old routing d
 kept right singular subspace) are re-aimed at the top directions of this task's input covariance projected off
 M (InfLoRA's design, inside one shared adapter); at the first task that is every row (a data-driven warm start).
 """
+import math
+
 import torch
 from torch import nn
+import torch.nn.functional as F
 
 from . import adapters as ad
 from . import input_subspace as ins
 from .clora import CLoRALinear, energy_basis
 from .lora import LoRALinear
 from .methods import CLoRA, Learner
+
+
+class SDLoRALinear(LoRALinear):
+    """y = W0 x + b + m_0 B A x + sum_i m_i (B_i A_i x) / (||B_i||_F ||A_i||_F), i over finished tasks.
+
+    lora_A (r, d_in), lora_B (d_out, r): the current task's pair. old_A (T r, d_in), old_B (d_out, T r): the
+    frozen pairs of tasks 0..T-1, task i in rows/columns i r .. (i+1) r, zeros until task i is done.
+    magnitudes (T + 1,): [m_0 (current), m_1.., m_T (task 0..T-1)], one Parameter shared by every layer, owned
+    and saved by the learner (assigned after construction)."""
+
+    def __init__(self, base: nn.Linear, rank: int, tasks: int = 1):
+        super().__init__(base, rank)
+        w = base.weight
+        self.tasks = tasks
+        self.register_buffer("old_A", torch.zeros(tasks * rank, base.in_features, device=w.device, dtype=w.dtype))
+        self.register_buffer("old_B", torch.zeros(base.out_features, tasks * rank, device=w.device, dtype=w.dtype))
+        self.__dict__["magnitudes"] = torch.full((tasks + 1,), 0.8, device=w.device)   # replaced by the learner's
+
+    def old_coefficients(self) -> torch.Tensor:
+        """(T r,): m_i / (||B_i||_F ||A_i||_F) repeated over task i's r ranks; 0 for unused slots."""
+        T, r = self.tasks, self.rank
+        norms = self.old_B.view(-1, T, r).norm(dim=(0, 2)) * self.old_A.view(T, r, -1).norm(dim=(1, 2))
+        c = torch.where(norms > 0, self.magnitudes[1:] / norms.clamp_min(1e-30), torch.zeros_like(norms))
+        return c.repeat_interleave(r).to(self.old_A.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        new = F.linear(F.linear(x, self.lora_A), self.lora_B) * (self.scale * self.magnitudes[0]).to(x.dtype)
+        old = F.linear(F.linear(x, self.old_A) * self.old_coefficients().to(x.dtype), self.old_B)
+        return self.base(x) + new + old
+
+    def delta_weight(self) -> torch.Tensor:
+        return self.scale * self.magnitudes[0] * self.lora_B @ self.lora_A + (self.old_B * self.old_coefficients()) @ self.old_A
+
+    @torch.no_grad()
+    def finish_task(self, i: int) -> None:
+        """Freeze the current pair as task i's direction; start a fresh pair (A Kaiming, B = 0)."""
+        r = self.rank
+        self.old_A[i * r:(i + 1) * r] = self.lora_A
+        self.old_B[:, i * r:(i + 1) * r] = self.lora_B * self.scale
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.lora_B.zero_()
 
 
 class NeedsTaskData(RuntimeError):
@@ -113,16 +166,13 @@ class InfLoRA(Learner):
 class CLoRAInp(CLoRA):
     """C-LoRA + lambda_in ||R_delta A M_old||_F^2 (ours): the new route keeps off earlier tasks' input subspace.
 
-    lambda_in, design_a and first_lr_scale are read from cfg when it has them (defaults below).
-    first_lr_scale (ours): the adapter's learning rate on the first task is lr * first_lr_scale: the first task
-    adapts the backbone to the new domain while nothing needs protecting yet; later tasks move carefully."""
-    LAMBDA_IN, DESIGN_A, FIRST_LR_SCALE = 100.0, False, 1.0
+    lambda_in and design_a are read from cfg when it has them (defaults below)."""
+    LAMBDA_IN, DESIGN_A = 100.0, False
 
     def __init__(self, backbone, num_classes, cfg):
         super().__init__(backbone, num_classes, cfg)
         self.lambda_in = getattr(cfg, "lambda_in", self.LAMBDA_IN)
         self.design_A = getattr(cfg, "design_a", self.DESIGN_A)
-        self.first_lr_scale = getattr(cfg, "first_lr_scale", self.FIRST_LR_SCALE)
         self.layers = {n: m for n, m in self.backbone.named_modules() if isinstance(m, CLoRALinear)}
         for m in self.layers.values():
             _add_protected_buffer(m)
@@ -158,11 +208,7 @@ class CLoRAInp(CLoRA):
     def param_groups(self):
         if self.batches is None:
             raise NeedsTaskData("clora_inp needs the task's images: call learner.prepare_task(batches) after begin_task")
-        groups = super().param_groups()
-        if self.t == 0:
-            for g in groups[1:]:   # adapter groups; the head (group 0) keeps its own lr
-                g["lr"] = g["lr"] * self.first_lr_scale
-        return groups
+        return super().param_groups()
 
     @torch.no_grad()
     def end_task(self):
@@ -171,4 +217,36 @@ class CLoRAInp(CLoRA):
         _grow_protected(self.layers, covs, ins.threshold_at(self.t, self.cfg.tasks))
 
 
-PEERS = {"inflora": InfLoRA, "clora_inp": CLoRAInp}
+class SDLoRA(Learner):
+    """SD-LoRA: a new q/v LoRA per task; old ones frozen as unit-norm directions with learnable magnitudes."""
+    TARGETS, MAGNITUDE_INIT = ("q", "v"), 0.8
+
+    def __init__(self, backbone, num_classes, cfg):
+        super().__init__(backbone, num_classes, cfg)   # adapter = None: nothing added, backbone frozen
+        self.magnitudes = nn.Parameter(torch.full((cfg.tasks + 1,), self.MAGNITUDE_INIT))
+        self.layers = ad.add_adapters(self.backbone, SDLoRALinear, cfg.rank, self.TARGETS, tasks=cfg.tasks)
+        for m in self.layers:
+            m.__dict__["magnitudes"] = self.magnitudes   # one set of magnitudes for every layer
+
+    def begin_task(self, t, labels):
+        super().begin_task(t, labels)
+        self.tasks_seen = t + 1
+        if t == 0:
+            return
+        with torch.no_grad():
+            for m in self.layers:
+                m.finish_task(t - 1)
+            self.magnitudes.fill_(self.MAGNITUDE_INIT)   # re-created at every task, as in the official code
+
+    def param_groups(self):
+        pairs = [p for m in self.layers for p in (m.lora_A, m.lora_B)]
+        return [{"params": list(self.head.parameters()), "lr": self.cfg.head_lr},
+                {"params": pairs + [self.magnitudes], "lr": self.cfg.lr}]
+
+    def total_params(self):
+        """Merged backbone and head, plus every task's pair (kept apart: later tasks retrain their magnitudes)."""
+        per_task = sum(m.lora_A.numel() + m.lora_B.numel() for m in self.layers)
+        return super().total_params() + per_task * getattr(self, "tasks_seen", 1) + self.magnitudes.numel()
+
+
+PEERS = {"inflora": InfLoRA, "sdlora": SDLoRA, "clora_inp": CLoRAInp}

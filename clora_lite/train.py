@@ -108,12 +108,15 @@ def evaluate(learner: Learner, bench: data.Benchmark, seen: int, device, eval_ba
 
 
 def train_task(learner: Learner, x: torch.Tensor, y: torch.Tensor, cfg: Config, desc: str, hflip: bool,
-               g: torch.Generator, bf16: bool, progress: bool) -> tuple[float, int]:
+               g: torch.Generator, bf16: bool, progress: bool, lr_scale: float = 1.0) -> tuple[float, int]:
     """cfg.epochs over (x uint8 (N, 3, H, W), y (N,)) with a fresh AdamW and cosine schedule, full batches only
-    (static shapes). Returns (seconds, images seen)."""
+    (static shapes); every group but the head's (group 0) at lr_scale times its lr. Returns (seconds, images seen)."""
     device = y.device
     learner.train()
-    opt = torch.optim.AdamW(learner.param_groups(), weight_decay=0.0)
+    groups = learner.param_groups()
+    for group in groups[1:]:
+        group["lr"] = group["lr"] * lr_scale
+    opt = torch.optim.AdamW(groups, weight_decay=0.0)
     steps_per_epoch = max(1, len(y) // cfg.batch)
     total = steps_per_epoch * cfg.epochs
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total, 1))
@@ -140,13 +143,23 @@ def train_task(learner: Learner, x: torch.Tensor, y: torch.Tensor, cfg: Config, 
 
 
 @torch.no_grad()
-def align_head(learner: Learner, x: torch.Tensor, y: torch.Tensor, n_seen: int, cfg: Config,
-               g: torch.Generator, bf16: bool) -> None:
-    """Store the current task's class statistics (features of its training images), then retrain the head over
-    all n_seen classes on features sampled from every seen class's Gaussian (our addition, `align_head`)."""
+def features(learner: Learner, x: torch.Tensor, cfg: Config, bf16: bool) -> torch.Tensor:
+    """x uint8 (N, 3, H, W) -> backbone features (N, D), float32, eval mode, no augmentation."""
     learner.eval()
-    with env.autocast(y.device, bf16):
-        feats = torch.cat([learner.backbone(learner.backbone.prepare(xb)).float() for xb in x.split(cfg.eval_batch)])
+    with env.autocast(x.device, bf16):
+        return torch.cat([learner.backbone(learner.backbone.prepare(xb)).float() for xb in x.split(cfg.eval_batch)])
+
+
+@torch.no_grad()
+def align_head(learner: Learner, x: torch.Tensor, y: torch.Tensor, n_seen: int, cfg: Config,
+               g: torch.Generator, bf16: bool, before: torch.Tensor | None = None) -> None:
+    """Store the current task's class statistics (features of its training images), then retrain the head over
+    all n_seen classes on features sampled from every seen class's Gaussian (our addition, `align_head`).
+    before (N, D): the same images' features before the task; given, old classes' statistics first follow the
+    drift (cfg.drift_ridge, our addition)."""
+    feats = features(learner, x, cfg, bf16)
+    if before is not None:
+        learner.compensate_drift(before, feats, int(y.min()), cfg.drift_ridge)
     learner.record_class_stats(feats, y)
     with torch.enable_grad():
         learner.align_head(n_seen, cfg.align_steps, generator=g)
@@ -229,15 +242,17 @@ def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=p
         x, y = bench.split(list(range(len(bench.tasks))) if joint else t, "train")
         # InfLoRA and clora_inp read the task's inputs (un-augmented) before training and again in end_task
         learner.prepare_task(lambda: (learner.backbone.prepare(xb) for xb in x.split(cfg.eval_batch)))
+        drifts = cfg.align_head and cfg.drift_ridge is not None and t > 0
+        before = features(learner, x, cfg, bf16) if drifts else None
         seconds, images = train_task(learner, x, y, cfg, f"{cfg.method} task {t + 1}/{len(stream)}", bench.hflip,
-                                     g, bf16, progress)
+                                     g, bf16, progress, cfg.first_lr_scale if t == 0 else 1.0)
         if out is not None:   # before end_task: R_delta still holds this task's routing
             tensors = adapter_tensors(learner)
             atomic_write(out / "adapters" / f"task_{t:02d}.pt", lambda p: torch.save(tensors, p))
         learner.end_task()
         seen = len(bench.tasks) if joint else t + 1
         if cfg.align_head:
-            align_head(learner, x, y, bench.tasks[seen - 1][-1] + 1, cfg, g, bf16)
+            align_head(learner, x, y, bench.tasks[seen - 1][-1] + 1, cfg, g, bf16, before)
         row, seen_acc, trow = evaluate(learner, bench, seen, device, cfg.eval_batch, bf16)
         for key, value in zip(PROGRESS_KEYS, (row, seen_acc, trow)):
             state[key].append(value)

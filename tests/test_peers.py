@@ -184,9 +184,50 @@ def test_read_idx_rejects_a_truncated_file(tmp_path):
         realdata.read_idx(p)
 
 
+# ---------------------------------------------------------------- SD-LoRA
+
+def sdlora_learner(tasks=3):
+    from clora_lite.methods import make_learner
+    return make_learner(small_vit(), 6, cfg(method="sdlora", tasks=tasks))
+
+
+def test_sdlora_old_pairs_enter_as_unit_directions_times_their_magnitude():
+    learner = sdlora_learner()
+    m = learner.layers[0]
+    with torch.no_grad():
+        nn.init.normal_(m.lora_B)
+        A0, B0 = m.lora_A.clone(), m.lora_B.clone()
+        learner.begin_task(0, [0, 1])
+        learner.begin_task(1, [2, 3])          # task 0's pair is frozen into slot 0, a fresh pair starts
+        assert torch.equal(m.lora_B, torch.zeros_like(m.lora_B)) and not torch.equal(m.lora_A, A0)
+        assert torch.equal(learner.magnitudes, torch.full((4,), 0.8))
+        learner.magnitudes.copy_(torch.tensor([0.0, 1.7, 0.0, 0.0]))   # only task 0's direction, magnitude 1.7
+        direction = (B0 @ A0) / (B0.norm() * A0.norm())
+        torch.testing.assert_close(m.delta_weight(), 1.7 * direction)
+        x = torch.randn(5, m.base.in_features)
+        torch.testing.assert_close(m(x), m.base(x) + 1.7 * x @ direction.T)
+        learner.magnitudes.copy_(torch.tensor([0.5, 1.3, 0.7, 0.2]))
+        nn.init.normal_(m.lora_B)
+        torch.testing.assert_close(m(x), m.merged()(x), atol=1e-5, rtol=1e-5)   # merging keeps the function
+
+
+def test_sdlora_trains_only_the_current_pair_the_magnitudes_and_the_head():
+    learner = sdlora_learner()
+    learner.begin_task(0, [0, 1])
+    trained = {id(p) for g in learner.param_groups() for p in g["params"]}
+    names = {n for n, p in learner.named_parameters() if id(p) in trained}
+    assert names == {"magnitudes", "head.weight", "head.bias"} | {
+        f"backbone.blocks.{b}.attn.{t}.lora_{x}" for b in range(2) for t in "qv" for x in "AB"}
+    frozen = learner.total_params()
+    learner.begin_task(1, [2, 3])
+    per_task = sum(m.lora_A.numel() + m.lora_B.numel() for m in learner.layers)
+    assert learner.total_params() == frozen + per_task   # every task's pair is kept apart
+
+
 # ---------------------------------------------------------------- through the loop (train.py calls prepare_task)
 
-@pytest.mark.parametrize("method,kw", [("inflora", {}), ("clora_inp", {"design_a": True, "first_lr_scale": 2.0})])
+@pytest.mark.parametrize("method,kw", [("inflora", {}), ("clora_inp", {"design_a": True, "first_lr_scale": 2.0}),
+                                       ("sdlora", {"drift_ridge": 1.0})])
 def test_new_methods_run_through_the_loop(method, kw):
     cfg = Config(method=method, benchmark="synthetic_inverted", tasks=2, classes=4, train_per_class=6,
                  test_per_class=3, val_fraction=0.34, epochs=1, batch=4, align_steps=2, device="cpu", **kw)

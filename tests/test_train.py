@@ -243,3 +243,79 @@ def test_damaged_checkpoint_is_one_line_and_kept(tmp_path, capsys):
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     ckpt.write_bytes(b"garbage")
     assert main(args) == 2 and "task_03.pt is damaged" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- drift compensation and the warm start (ours)
+
+def _learner_with_stats(n_classes=4, D=6):
+    from clora_lite import vit
+    from clora_lite.methods import make_learner
+    learner = make_learner(vit.build("vit_tiny"), n_classes, small(method="frozen", classes=n_classes, tasks=2))
+    g = torch.Generator().manual_seed(0)
+    D = learner.class_mean.shape[1]
+    learner.class_mean.copy_(torch.randn(n_classes, D, generator=g))
+    a = torch.randn(n_classes, D, D, generator=g) / D ** 0.5
+    learner.class_cov.copy_(a @ a.transpose(1, 2))
+    return learner, g
+
+
+def test_drift_compensation_follows_an_exact_linear_drift():
+    """If every feature moved by f -> f T + c, the old classes' means and covariances move the same way."""
+    learner, g = _learner_with_stats()
+    D = learner.class_mean.shape[1]
+    T = torch.eye(D) + 0.3 * torch.randn(D, D, generator=g) / D ** 0.5
+    c = torch.randn(D, generator=g)
+    before = torch.randn(4 * D, D, generator=g)                     # more images than dims: the map is identified
+    mean0, cov0 = learner.class_mean.clone(), learner.class_cov.clone()
+    learner.compensate_drift(before, before @ T + c, n_old=2, ridge=1e-9)
+    torch.testing.assert_close(learner.class_mean[:2], mean0[:2] @ T + c, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(learner.class_cov[:2], T.T @ cov0[:2] @ T, atol=1e-4, rtol=1e-4)
+    assert torch.equal(learner.class_mean[2:], mean0[2:]) and torch.equal(learner.class_cov[2:], cov0[2:])
+
+
+def test_drift_compensation_moves_nothing_without_drift_and_shrinks_with_ridge():
+    learner, g = _learner_with_stats()
+    D = learner.class_mean.shape[1]
+    before = torch.randn(50, D, generator=g)
+    before -= before.mean(0)   # centred: a linear map then adds no shift of its own
+    mean0 = learner.class_mean.clone()
+    learner.compensate_drift(before, before, n_old=2, ridge=1.0)
+    torch.testing.assert_close(learner.class_mean, mean0)
+    shift = torch.randn(D, generator=g)
+    learner.compensate_drift(before, before + shift, n_old=2, ridge=100.0)   # a pure shift is never shrunk
+    torch.testing.assert_close(learner.class_mean[:2], mean0[:2] + shift, atol=1e-5, rtol=1e-5)
+    T = 2.0 * torch.eye(D)
+    learner.class_mean.copy_(mean0)
+    learner.compensate_drift(before, before @ T, n_old=2, ridge=100.0)      # a strong ridge keeps M near 0
+    moved = (learner.class_mean[:2] - mean0[:2]).norm()
+    assert 0 < moved < 0.02 * (mean0[:2] @ T - mean0[:2]).norm()
+
+
+def test_drift_ridge_runs_through_the_loop_and_frozen_is_unchanged():
+    """A frozen backbone has no drift: with or without compensation the run is the same, to the bit."""
+    plain = train.run(small(method="frozen", epochs=1), progress=False, log=lambda s: None)
+    comp = train.run(small(method="frozen", epochs=1, drift_ridge=1.0), progress=False, log=lambda s: None)
+    assert plain["acc_matrix"] == comp["acc_matrix"]
+    moved = train.run(small(method="seq_lora", epochs=1, lr=3e-3, drift_ridge=1.0), progress=False, log=lambda s: None)
+    still = train.run(small(method="seq_lora", epochs=1, lr=3e-3), progress=False, log=lambda s: None)
+    assert moved["acc_matrix"][0] == still["acc_matrix"][0]   # task 1 has nothing old to move
+    assert moved["acc_matrix"][1:] != still["acc_matrix"][1:]
+    with pytest.raises(ConfigError, match="drift_ridge=0 is not allowed"):
+        Config.from_dict({"drift_ridge": 0})
+
+
+def test_first_lr_scale_reaches_every_adapting_method_on_the_first_task_only(monkeypatch):
+    seen = []
+    real = torch.optim.AdamW
+
+    def spy(groups, **kw):
+        seen.append([g["lr"] for g in groups])
+        return real(groups, **kw)
+    monkeypatch.setattr(torch.optim, "AdamW", spy)
+    for method in ("seq_lora", "clora", "sdlora", "inflora"):
+        seen.clear()
+        train.run(small(method=method, epochs=1, tasks=2, lr=1e-3, head_lr=1e-2, first_lr_scale=10.0),
+                  progress=False, log=lambda s: None)
+        assert seen[0][0] == 1e-2 and seen[1][0] == 1e-2, method            # the head never scales
+        assert all(abs(lr - 1e-2) < 1e-12 for lr in seen[0][1:]), method    # task 1: 10 x 1e-3
+        assert all(abs(lr - 1e-3) < 1e-12 for lr in seen[1][1:]), method    # later tasks: lr

@@ -29,11 +29,17 @@ models/vit_inflora.py). What the kit changes, and why:
 SD-LoRA (Wu et al., ICLR 2025), read from the official code (WuYichen-97/SD-Lora-CL, backbone/lora.py,
 models/sdlora.py): per task a fresh LoRA pair on q and v (A Kaiming, B = 0); earlier tasks' pairs are frozen
 and enter only as directions B_i A_i / (||B_i||_F ||A_i||_F), each times a learnable magnitude alpha_i shared
-by all layers; the current pair is times its own learnable magnitude. All magnitudes start at 0.8 at every task
-(the official code re-creates them per task; we keep that). What the kit changes: AdamW at the kit's lr and
-schedule (official: SGD momentum 0.9, constant lr), the kit's head with head alignment (as for every method),
-scale alpha/r = 1 before the magnitude, and the frozen pairs kept as fixed-shape buffers (every task's slot
-allocated up front, zeros until used) instead of files per task.
+by all layers; the current pair is times its own learnable magnitude (0.8 at the start of each task, as there).
+What the kit changes, and why:
+- the handover: when task i ends, its magnitude starts at the mean over layers of m_0 s ||B_i|| ||A_i||, which
+  keeps the update's size (exactly for a single layer, on average over layers), and magnitudes carry over from
+  task to task. The official code re-creates every magnitude at 0.8 at each task, so each old update jumps to
+  Frobenius norm 0.8 per layer at the boundary; measured on synthetic_inverted (5 x 10 classes, seed 0, lr 1e-3)
+  that version forgets 44.8 points (Last 40.6, validation 40.8) against 15.3 (Last 55.2, validation 53.9) with
+  the handover. The paper's formula has no such jump; the handover follows the formula.
+- AdamW at the kit's lr and schedule (official: SGD momentum 0.9, constant lr), the kit's head with head
+  alignment (as for every method), scale alpha/r = 1 before the magnitude, and the frozen pairs kept as
+  fixed-shape buffers (every task's slot allocated up front, zeros until used) instead of files per task.
 
 CLoRAInp ("clora_inp", ours, not the paper's): C-LoRA plus protection of old tasks' *inputs*. The paper's
 penalty keeps R_delta off R_old's routing, but the new route s B R_delta A x still moves the features of old
@@ -90,13 +96,16 @@ class SDLoRALinear(LoRALinear):
         return self.scale * self.magnitudes[0] * self.lora_B @ self.lora_A + (self.old_B * self.old_coefficients()) @ self.old_A
 
     @torch.no_grad()
-    def finish_task(self, i: int) -> None:
-        """Freeze the current pair as task i's direction; start a fresh pair (A Kaiming, B = 0)."""
+    def finish_task(self, i: int) -> torch.Tensor:
+        """Freeze the current pair as task i's direction; start a fresh pair (A Kaiming, B = 0). Returns the
+        magnitude under which the frozen direction reproduces the pair's update exactly: m_0 s ||B||_F ||A||_F."""
         r = self.rank
         self.old_A[i * r:(i + 1) * r] = self.lora_A
         self.old_B[:, i * r:(i + 1) * r] = self.lora_B * self.scale
+        kept = self.magnitudes[0] * self.scale * self.lora_B.norm() * self.lora_A.norm()
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
         self.lora_B.zero_()
+        return kept
 
 
 class NeedsTaskData(RuntimeError):
@@ -234,9 +243,11 @@ class SDLoRA(Learner):
         if t == 0:
             return
         with torch.no_grad():
-            for m in self.layers:
-                m.finish_task(t - 1)
-            self.magnitudes.fill_(self.MAGNITUDE_INIT)   # re-created at every task, as in the official code
+            kept = torch.stack([m.finish_task(t - 1) for m in self.layers])
+            # One magnitude per task for all layers, so the handover keeps each layer's update only on average:
+            # m_t = mean over layers of m_0 s ||B|| ||A|| (the official code re-creates it at 0.8 instead; see above)
+            self.magnitudes[t] = kept.mean()
+            self.magnitudes[0] = self.MAGNITUDE_INIT    # the fresh pair's own magnitude
 
     def param_groups(self):
         pairs = [p for m in self.layers for p in (m.lora_A, m.lora_B)]

@@ -1,25 +1,25 @@
-"""Issue 11 item 6: the whole study (every method, given benchmarks, 3 seeds) in one command, one table.
+"""Issue 11: the headroom study. Every method, two benchmarks where adapting pays, 3 seeds, one table.
 
-    OMP_NUM_THREADS=2 python scripts/study.py                                  # fashion + inverted, seeds 0 1 2
-    python scripts/study.py --benches fashion --seeds 0 --methods frozen,joint  # a part of it
-    python scripts/study.py --table-only                                       # rebuild the table from runs/study
+    OMP_NUM_THREADS=2 python scripts/study.py                     # tune on validation, then the 3-seed study
+    python scripts/study.py --benches inverted --seeds 0          # a part of it
+    python scripts/study.py --table-only                          # rebuild the table from runs/study
 
-Each (benchmark, seed) is one `clora_lite.cli.compare` call into runs/study/<bench>/seed<S>/<label>/ (a finished
-method is resumed, not rerun). Afterwards runs/study/table.md and runs/study/summary.json hold, per benchmark and
-method: test Last-Acc, forgetting and validation Last-Acc as mean +- std over the seeds found, and the fraction of
-the joint - frozen gap recovered, (method - frozen) / (joint - frozen), on means over the seeds the method has.
+Two stages, both resumable (a finished run folder is read back, never rerun):
+1. Tune (seed 0, VALIDATION Last-Acc only): each method in TUNED runs every setting of its grid into
+   runs/study/<bench>/tune/<label>/<setting>/; the setting with the best `val_last_acc` is chosen (ties: the
+   first in the grid). Test accuracy plays no part in any choice.
+2. Study (seeds 0, 1, 2): each label runs with its chosen setting into runs/study/<bench>/seed<S>/<label>/
+   (seed 0 reads the tuning run). ABLATIONS borrow the chosen settings of others (see below).
+Then runs/study/table.md and runs/study/summary.json: per benchmark and label, test Last-Acc, forgetting and
+validation Last-Acc as mean +- std over the seeds, the chosen setting, and the share of the joint - frozen gap
+recovered, (method - frozen) / (joint - frozen), paired on the same seeds.
 
-Every method gets the same budget (BENCHES: images, epochs, batch). The settings in METHODS were chosen on
-VALIDATION Last-Acc (val_fraction 0.2 of each class's training images, never the test set), on split_fashion_mnist
-seed 0; the validation numbers that chose them are in the comments and in /tmp/issue11_log.md. The same settings
-are used on synthetic_inverted (no time was left to tune there; say so wherever the numbers are quoted).
-joint's lr 3e-3 was chosen on fashion validation at larger sizes (150 images per class, 10 epochs; log) and kept.
-
-Cost: each run is a few seconds of training on free cores (vit_tiny, 32 px); on the shared 2-core machine the
-whole default study took most of an hour, nearly all of it waiting for the CPU. Resume: rerun the same command.
+Every method has the same budget per benchmark (BENCHES: images, epochs, batch) and the kit's head alignment.
+Cost on 2 CPU cores (vit_tiny, 32 px): 10 to 60 s per run; the whole study is about 120 runs.
 """
 import argparse
 import json
+import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -27,100 +27,140 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from clora_lite import cli  # noqa: E402
+from clora_lite import train  # noqa: E402
 from clora_lite.config import Config  # noqa: E402
 
 BENCHES = {
-    # 5 tasks x 2 classes; 100 training images per class of which 20 % are validation; 100 test images per class
-    "fashion": dict(benchmark="split_fashion_mnist", tasks=5, train_per_class=100, test_per_class=100, epochs=5,
+    # 5 tasks x 2 classes of Fashion-MNIST (Debian's dataset-fashion-mnist): 200 training images per class, of
+    # which 20 % are validation, 200 test images per class, 10 epochs per task
+    "fashion": dict(benchmark="split_fashion_mnist", tasks=5, train_per_class=200, test_per_class=200, epochs=10,
                     batch=64, val_fraction=0.2),
     # 5 tasks x 10 classes of the inverted synthetic images (far from vit_tiny's pre-training)
     "inverted": dict(benchmark="synthetic_inverted", tasks=5, classes=50, train_per_class=64, test_per_class=40,
                      epochs=3, batch=64, val_fraction=0.2),
 }
 
-# label -> (method or cli.VARIANTS name, overrides of the benchmark's Config). Chosen on validation (see module doc).
-METHODS = {   # in the order they run: the comparisons that decide the issue first
-    "frozen": ("frozen", {}),
-    "joint": ("joint", {"lr": 3e-3}),                   # fashion val 73.0 (lr 3e-3; 150 img/class, 10 epochs)
-    "clora_inp_warm": ("clora_inp_warm", {}),           # ours: cli.VARIANTS, first-task warm start
-    "clora": ("clora", {}),                             # the paper's reading at defaults (lr 1e-3; val 64.0)
-    "inflora": ("inflora", {"lr": 1e-3}),               # fashion val 64.0 at 1e-3 vs 61.0 at 3e-3
-    "seq_lora": ("seq_lora", {}),                       # defaults (lr 1e-3): not tuned
-    "lora_per_task": ("lora_per_task", {}),             # defaults (lr 1e-3): not tuned
+LRS = [{"lr": lr} for lr in (3e-4, 1e-3, 3e-3)]
+# label -> (method, grid of settings tried on validation). Every adapting method gets the same lr grid.
+TUNED = {
+    "frozen": ("frozen", [{}]),
+    "joint": ("joint", LRS),
+    "seq_lora": ("seq_lora", LRS),
+    "lora_per_task": ("lora_per_task", LRS),
+    "inflora": ("inflora", LRS),
+    "sdlora": ("sdlora", LRS),
+    "clora": ("clora", LRS),                         # the paper's method, as the kit reads it
+    # ours: the paper's C-LoRA + first-task warm start + drift-compensated head alignment (lr 1e-3)
+    "clora_warm_drift": ("clora", [{"first_lr_scale": f, "drift_ridge": r}
+                                   for f in (1.0, 3.0, 10.0, 30.0) for r in (0.1, 1.0, 10.0)]),
 }
+WARM_DRIFT = ("first_lr_scale", "drift_ridge")
+# label -> (method, chosen settings -> this label's settings): ablation rows, never tuned themselves.
+ABLATIONS = {
+    "clora_warm": ("clora", lambda ch: {"first_lr_scale": ch["clora_warm_drift"]["first_lr_scale"]}),
+    "clora_drift": ("clora", lambda ch: {"drift_ridge": ch["clora_warm_drift"]["drift_ridge"]}),
+    # the same two additions on the other adapting methods (their own chosen lr)
+    **{f"{m}_warm_drift": (m, (lambda m: lambda ch: {**ch[m], **{k: ch["clora_warm_drift"][k] for k in WARM_DRIFT}})(m))
+       for m in ("seq_lora", "inflora", "sdlora")},
+}
+ORDER = list(TUNED) + list(ABLATIONS)
 
 
-def method_names(labels):
-    """Register each label with its settings as an in-process cli.VARIANTS entry, so one compare call runs all."""
+def setting_name(s: dict) -> str:
+    return "_".join(f"{k}={v:g}" for k, v in sorted(s.items())) or "default"
+
+
+def run_one(bench: str, seed: int, method: str, settings: dict, out: Path) -> dict:
+    cfg = Config.from_dict({**BENCHES[bench], "seed": seed, "method": method, **settings})
+    r = train.run(cfg, out, progress=False, log=lambda s: None)
+    print(f"{bench:9} seed {seed} {out.parent.name + '/' + out.name:55} val {r.get('val_last_acc', 0):5.1f}  "
+          f"test {r['last_acc']:5.1f}  ({sum(r['task_seconds']):.0f} s)", flush=True)
+    return r
+
+
+def tune(bench: str, out: Path, labels) -> dict:
+    """{label: chosen settings}, each the best validation Last-Acc of its grid on seed 0."""
+    path = out / bench / "chosen.json"
+    chosen = json.loads(path.read_text()) if path.exists() else {}
     for label in labels:
-        name, over = METHODS[label]
-        base = dict(cli.VARIANTS[name]) if name in cli.VARIANTS else {"method": name}
-        if label != name or over:
-            cli.VARIANTS[label] = {**base, **over}
-    return list(labels)
+        method, grid = TUNED[label]
+        scores = [(run_one(bench, 0, method, s, out / bench / "tune" / label / setting_name(s))["val_last_acc"], -i, s)
+                  for i, s in enumerate(grid)]
+        chosen[label] = max(scores, key=lambda x: (x[0], x[1]))[2]
+        path.write_text(json.dumps(chosen, indent=1))
+    return chosen
 
 
-def run_study(benches, seeds, labels, out: Path, progress=False):
-    names = method_names(labels)
-    for b in benches:
-        for s in seeds:
-            base = Config.from_dict({**BENCHES[b], "seed": s})
-            print(f"== {b} seed {s}: {', '.join(names)}", flush=True)
-            cli.compare(names, base, out / b / f"seed{s}", progress=progress)
+def study(bench: str, seeds, out: Path, labels, chosen: dict) -> None:
+    for seed in seeds:
+        for label in labels:
+            if label in TUNED:
+                method, settings = TUNED[label][0], chosen[label]
+            else:
+                method, make = ABLATIONS[label]
+                settings = make(chosen)
+            folder = out / bench / f"seed{seed}" / label
+            tuned = out / bench / "tune" / label / setting_name(settings)
+            if seed == 0 and label in TUNED and not folder.exists():
+                shutil.copytree(tuned, folder)   # the tuning run is seed 0's run: same config, read back
+            run_one(bench, seed, method, settings, folder)
 
 
 def _ms(xs):
     xs = [x for x in xs if x is not None]
     if not xs:
-        return None, None, 0
-    return statistics.mean(xs), (statistics.stdev(xs) if len(xs) > 1 else None), len(xs)   # no spread from 1 seed
+        return None, None
+    return statistics.mean(xs), (statistics.stdev(xs) if len(xs) > 1 else None)   # no spread from 1 seed
 
 
-def summarize(out: Path):
+def summarize(out: Path) -> dict:
     """Read every runs/study/<bench>/seed<S>/<label>/results.json; write summary.json and table.md."""
     summary = {}
     for bdir in sorted(p for p in out.iterdir() if p.is_dir()):
         rows = {}
         for res in sorted(bdir.glob("seed*/*/results.json")):
-            r = json.loads(res.read_text())
-            rows.setdefault(res.parent.name, []).append(r)
+            rows.setdefault(res.parent.name, []).append(json.loads(res.read_text()))
         if not rows:
             continue
+        chosen = json.loads((bdir / "chosen.json").read_text()) if (bdir / "chosen.json").exists() else {}
+        by_seed = {label: {r["seed"]: r["last_acc"] for r in rs} for label, rs in rows.items()}
         stats = {}
         for label, rs in rows.items():
-            t, ts, n = _ms([r["last_acc"] for r in rs])
-            f, fs, _ = _ms([r.get("forgetting") for r in rs])
-            v, vs, _ = _ms([r.get("val_last_acc") for r in rs])
-            stats[label] = {"test_last_mean": t, "test_last_std": ts, "forgetting_mean": f, "forgetting_std": fs,
-                            "val_last_mean": v, "val_last_std": vs, "seeds": sorted(r["seed"] for r in rs),
-                            "config": {k: rs[0]["config"][k] for k in ("method", "lr", "lambda_in",
-                                                                        "first_lr_scale", "epochs")}}
-        fr, jo = stats.get("frozen"), stats.get("joint")
-        gap = None if not (fr and jo) else jo["test_last_mean"] - fr["test_last_mean"]
-        by_seed = {label: {r["seed"]: r["last_acc"] for r in rs} for label, rs in rows.items()}
-        for label, s in stats.items():
-            # paired: frozen and joint averaged over the same seeds as this method
-            seeds = [x for x in s["seeds"] if fr and jo and x in by_seed["frozen"] and x in by_seed["joint"]]
-            s["gap_fraction"] = None
+            t, ts = _ms([r["last_acc"] for r in rs])
+            f, fs = _ms([r.get("forgetting") for r in rs])
+            v, vs = _ms([r.get("val_last_acc") for r in rs])
+            cfg = rs[0]["config"]
+            s = {"test_last_mean": t, "test_last_std": ts, "forgetting_mean": f, "forgetting_std": fs,
+                 "val_last_mean": v, "val_last_std": vs, "seeds": sorted(r["seed"] for r in rs),
+                 "test_last_by_seed": [by_seed[label][x] for x in sorted(by_seed[label])],
+                 "method": cfg["method"], "settings": {k: cfg[k] for k in ("lr", "first_lr_scale", "drift_ridge")},
+                 "tuned_on_validation": label in chosen, "gap_fraction": None}
+            # paired: frozen and joint averaged over the same seeds as this label
+            seeds = [x for x in s["seeds"] if x in by_seed.get("frozen", {}) and x in by_seed.get("joint", {})]
             if seeds:
                 f0 = statistics.mean(by_seed["frozen"][x] for x in seeds)
                 g = statistics.mean(by_seed["joint"][x] for x in seeds) - f0
                 if g:
                     s["gap_fraction"] = (statistics.mean(by_seed[label][x] for x in seeds) - f0) / g
-        summary[bdir.name] = {"joint_minus_frozen": gap, "methods": stats}
+            stats[label] = s
+        fr, jo = stats.get("frozen"), stats.get("joint")
+        gap = None if not (fr and jo) else jo["test_last_mean"] - fr["test_last_mean"]
+        summary[bdir.name] = {"sizes": BENCHES.get(bdir.name), "joint_minus_frozen": gap, "chosen": chosen,
+                              "methods": {k: stats[k] for k in ORDER + sorted(set(stats) - set(ORDER)) if k in stats}}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
 
     def f1(x, s=None):
         return "-" if x is None else (f"{x:.1f}" if s is None else f"{x:.1f} ± {s:.1f}")
-    lines = ["# Issue 11 study (test Last-Acc; settings chosen on validation, fashion seed 0)", ""]
+    lines = ["# Headroom study (test Last-Acc, mean ± std over seeds; settings chosen on validation, seed 0)", ""]
     for b, d in summary.items():
         lines += [f"## {b}: joint − frozen = {f1(d['joint_minus_frozen'])} points", "",
-                  "| method | seeds | test Last-Acc | forgetting | val Last-Acc | gap recovered |", "|---|---|---|---|---|---|"]
-        for label in [m for m in METHODS if m in d["methods"]] + [m for m in d["methods"] if m not in METHODS]:
-            s = d["methods"][label]
+                  "| method | settings | seeds | test Last-Acc | forgetting | val Last-Acc | gap recovered |",
+                  "|---|---|---|---|---|---|---|"]
+        for label, s in d["methods"].items():
+            st = ", ".join(f"{k} {v:g}" for k, v in s["settings"].items() if v is not None
+                           and not (k == "first_lr_scale" and v == 1))
             gf = "-" if s["gap_fraction"] is None else f"{s['gap_fraction']:+.2f}"
-            lines.append(f"| {label} | {len(s['seeds'])} | {f1(s['test_last_mean'], s['test_last_std'])} | "
+            lines.append(f"| {label} | {st} | {len(s['seeds'])} | {f1(s['test_last_mean'], s['test_last_std'])} | "
                          f"{f1(s['forgetting_mean'], s['forgetting_std'])} | {f1(s['val_last_mean'], s['val_last_std'])} | {gf} |")
         lines.append("")
     (out / "table.md").write_text("\n".join(lines))
@@ -132,18 +172,29 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--benches", default="fashion,inverted", help="comma-separated from: " + ", ".join(BENCHES))
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated from: " + ", ".join(METHODS))
+    p.add_argument("--methods", default=",".join(ORDER), help="comma-separated from: " + ", ".join(ORDER))
     p.add_argument("--out", default=str(ROOT / "runs" / "study"))
-    p.add_argument("--table-only", action="store_true", help="only rebuild table.md / summary.json")
+    p.add_argument("--table-only", action="store_true", help="only rebuild table.md and summary.json")
+    p.add_argument("--ship", action="store_true",
+                   help="also copy them to data/headroom_study.json and .md (the copy the notebooks and README use)")
     a = p.parse_args(argv)
     out = Path(a.out)
     if not a.table_only:
         labels = [m.strip() for m in a.methods.split(",") if m.strip()]
-        bad = [m for m in labels if m not in METHODS] + [b for b in a.benches.split(",") if b not in BENCHES]
+        benches = a.benches.split(",")
+        bad = [m for m in labels if m not in ORDER] + [b for b in benches if b not in BENCHES]
         if bad:
             p.error(f"unknown: {', '.join(bad)}")
-        run_study(a.benches.split(","), [int(s) for s in a.seeds.split(",")], labels, out)
+        for b in benches:
+            needed = set(labels) & set(TUNED)
+            if set(labels) & set(ABLATIONS):   # ablations borrow these choices
+                needed |= {"clora_warm_drift", "seq_lora", "inflora", "sdlora"}
+            chosen = tune(b, out, [m for m in TUNED if m in needed])
+            study(b, [int(s) for s in a.seeds.split(",")], out, labels, chosen)
     summarize(out)
+    if a.ship:
+        shutil.copy(out / "summary.json", ROOT / "data" / "headroom_study.json")
+        shutil.copy(out / "table.md", ROOT / "data" / "headroom_study.md")
 
 
 if __name__ == "__main__":

@@ -128,6 +128,9 @@ def check(c: Config) -> Config:
           f"routing_lr={c.routing_lr!r} is not allowed: use a number > 0")
     _need(c.drift_ridge is None or (is_num(c.drift_ridge) and c.drift_ridge > 0),
           f"drift_ridge={c.drift_ridge!r} is not allowed: use a number > 0, or leave it unset (off)")
+    _need(c.drift_ridge is None or c.align_head,
+          f"drift_ridge={c.drift_ridge!r} is not allowed without align_head: it moves the class statistics that head "
+          "alignment uses (turn align_head on, or leave drift_ridge unset)")
     _need(c.alpha is None or (is_num(c.alpha) and c.alpha > 0), f"alpha={c.alpha!r} is not allowed: use a number > 0")
     _need(is_num(c.lambda_orth) and c.lambda_orth >= 0,
           f"lambda_orth={c.lambda_orth!r} is not allowed: use a number >= 0")

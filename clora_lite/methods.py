@@ -8,7 +8,9 @@ A Learner is a backbone (images -> features (N, D)) plus one pre-allocated linea
     end_task()              after task t (C-LoRA consolidates here)
 Evaluation is the argmax over every class seen so far: class-incremental, no task id.
 With cfg.align_head (our addition, default on), train.py then calls record_class_stats and align_head, which
-retrain the head over all seen classes on features sampled from each class's stored Gaussian.
+retrain the head over all seen classes on features sampled from each class's stored Gaussian; with
+cfg.drift_ridge (ours) it first calls compensate_drift, which moves the old classes' Gaussians along the feature
+drift measured on the current task's images.
 """
 import math
 

@@ -15,7 +15,7 @@ validation Last-Acc as mean +- std over the seeds, the chosen setting, and the s
 recovered, (method - frozen) / (joint - frozen), paired on the same seeds.
 
 Every method has the same budget per benchmark (BENCHES: images, epochs, batch) and the kit's head alignment.
-Cost on 2 CPU cores (vit_tiny, 32 px): 10 to 60 s per run; the whole study is about 120 runs.
+Cost on 2 CPU cores (vit_tiny, 32 px): 5 to 30 s per run; the whole study is about 180 runs, about an hour.
 """
 import argparse
 import json
@@ -41,6 +41,8 @@ BENCHES = {
 }
 
 LRS = [{"lr": lr} for lr in (3e-4, 1e-3, 3e-3)]
+WARM_DRIFT_GRID = [{**lr, "first_lr_scale": f, "drift_ridge": r} for lr in ({}, {"lr": 3e-4})
+                   for f in (1.0, 3.0, 10.0, 30.0, 100.0) for r in (0.1, 1.0, 10.0)]   # {}: lr 1e-3
 # label -> (method, grid of settings tried on validation). Every adapting method gets the same lr grid.
 TUNED = {
     "frozen": ("frozen", [{}]),
@@ -50,18 +52,19 @@ TUNED = {
     "inflora": ("inflora", LRS),
     "sdlora": ("sdlora", LRS),
     "clora": ("clora", LRS),                         # the paper's method, as the kit reads it
-    # ours: the paper's C-LoRA + first-task warm start + drift-compensated head alignment (lr 1e-3)
-    "clora_warm_drift": ("clora", [{"first_lr_scale": f, "drift_ridge": r}
-                                   for f in (1.0, 3.0, 10.0, 30.0) for r in (0.1, 1.0, 10.0)]),
+    # ours: the paper's C-LoRA + first-task warm start + drift-compensated head alignment
+    "clora_warm_drift": ("clora", WARM_DRIFT_GRID),
+    # the same two additions on one shared LoRA, tuned on the same grid: does C-LoRA itself add anything?
+    "seq_lora_warm_drift": ("seq_lora", WARM_DRIFT_GRID),
 }
 WARM_DRIFT = ("first_lr_scale", "drift_ridge")
 # label -> (method, chosen settings -> this label's settings): ablation rows, never tuned themselves.
 ABLATIONS = {
-    "clora_warm": ("clora", lambda ch: {"first_lr_scale": ch["clora_warm_drift"]["first_lr_scale"]}),
-    "clora_drift": ("clora", lambda ch: {"drift_ridge": ch["clora_warm_drift"]["drift_ridge"]}),
-    # the same two additions on the other adapting methods (their own chosen lr)
+    "clora_warm": ("clora", lambda ch: {k: v for k, v in ch["clora_warm_drift"].items() if k != "drift_ridge"}),
+    "clora_drift": ("clora", lambda ch: {k: v for k, v in ch["clora_warm_drift"].items() if k != "first_lr_scale"}),
+    # the same two additions on the peers (their own chosen lr, clora_warm_drift's warm start and ridge)
     **{f"{m}_warm_drift": (m, (lambda m: lambda ch: {**ch[m], **{k: ch["clora_warm_drift"][k] for k in WARM_DRIFT}})(m))
-       for m in ("seq_lora", "inflora", "sdlora")},
+       for m in ("inflora", "sdlora")},
 }
 ORDER = list(TUNED) + list(ABLATIONS)
 
@@ -101,6 +104,10 @@ def study(bench: str, seeds, out: Path, labels, chosen: dict) -> None:
                 settings = make(chosen)
             folder = out / bench / f"seed{seed}" / label
             tuned = out / bench / "tune" / label / setting_name(settings)
+            cfg = Config.from_dict({**BENCHES[bench], "seed": seed, "method": method, **settings})
+            if (folder / "config.json").exists() and json.loads((folder / "config.json").read_text()) != cfg.to_dict():
+                print(f"{folder}: settings changed (a new choice on validation): run again", flush=True)
+                shutil.rmtree(folder)
             if seed == 0 and label in TUNED and not folder.exists():
                 shutil.copytree(tuned, folder)   # the tuning run is seed 0's run: same config, read back
             run_one(bench, seed, method, settings, folder)
@@ -157,8 +164,8 @@ def summarize(out: Path) -> dict:
                   "| method | settings | seeds | test Last-Acc | forgetting | val Last-Acc | gap recovered |",
                   "|---|---|---|---|---|---|---|"]
         for label, s in d["methods"].items():
-            st = ", ".join(f"{k} {v:g}" for k, v in s["settings"].items() if v is not None
-                           and not (k == "first_lr_scale" and v == 1))
+            st = "–" if s["method"] == "frozen" else ", ".join(
+                f"{k} {v:g}" for k, v in s["settings"].items() if v is not None and not (k == "first_lr_scale" and v == 1))
             gf = "-" if s["gap_fraction"] is None else f"{s['gap_fraction']:+.2f}"
             lines.append(f"| {label} | {st} | {len(s['seeds'])} | {f1(s['test_last_mean'], s['test_last_std'])} | "
                          f"{f1(s['forgetting_mean'], s['forgetting_std'])} | {f1(s['val_last_mean'], s['val_last_std'])} | {gf} |")
@@ -188,7 +195,7 @@ def main(argv=None):
         for b in benches:
             needed = set(labels) & set(TUNED)
             if set(labels) & set(ABLATIONS):   # ablations borrow these choices
-                needed |= {"clora_warm_drift", "seq_lora", "inflora", "sdlora"}
+                needed |= {"clora_warm_drift", "inflora", "sdlora"}
             chosen = tune(b, out, [m for m in TUNED if m in needed])
             study(b, [int(s) for s in a.seeds.split(",")], out, labels, chosen)
     summarize(out)

@@ -20,6 +20,8 @@ BAD = {
     "non-numeric epochs": (["--epochs", "two"], "invalid int value: 'two'"),
     "bad orth side": (["--orth-side", "top"], "orth_side='top'"),
     "orth energy above 1": (["--orth-energy", "1.5"], "orth_energy=1.5"),
+    "drift ridge zero": (["--drift-ridge", "0"], "drift_ridge=0"),
+    "drift ridge without alignment": (["--drift-ridge", "1", "--no-align-head"], "without align_head"),
     "unknown target": (["--targets", "q,zz"], "targets='q,zz'"),
     "too many synthetic classes": (["--classes", "300", "--tasks", "3"], "classes=300"),
     "missing imagefolder": (["--benchmark", "imagefolder:/nonexistent/x"], "imagefolder:/nonexistent/x"),
@@ -105,6 +107,27 @@ def test_compare_writes_one_folder_per_method_and_summaries(tmp_path, capsys):
     assert sorted(p.name for p in (out / "clora" / "adapters").iterdir()) == ["task_00.pt", "task_01.pt"]
     printed = capsys.readouterr().out
     assert "Forgetting = mean_{j<T}" in printed and "clora_no_orth" in printed
+
+
+def test_new_methods_run_through_compare_on_an_imagefolder(tmp_path, capsys):
+    """The issue-11 names (peers and the kit's best C-LoRA) are --methods names on any benchmark, own photos too."""
+    import json
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("test", 2)):
+        for cls in ("cat", "dog", "eel", "fox"):
+            (tmp_path / "photos" / split / cls).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (40, 20, 3), dtype=np.uint8)).save(tmp_path / "photos" / split / cls / f"{i}.png")
+    out = tmp_path / "cmp"
+    methods = ["inflora", "sdlora", "clora_warm_drift"]
+    assert main(["compare", "--methods", ",".join(methods), "--out", str(out), "--benchmark",
+                 f"imagefolder:{tmp_path / 'photos'}", "--tasks", "2", "--epochs", "1", "--batch", "4",
+                 "--device", "cpu", "--quiet", "--align-steps", "2"]) == 0
+    assert [s["method"] for s in json.loads((out / "summary.json").read_text())] == methods
+    cfg = json.loads((out / "clora_warm_drift" / "config.json").read_text())
+    assert cfg["method"] == "clora" and cfg["first_lr_scale"] > 1 and cfg["drift_ridge"] is not None
 
 
 def test_bench_prints_throughput_and_flops(capsys):

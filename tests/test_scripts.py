@@ -45,3 +45,62 @@ def test_bench_peers_help_and_bad_rows(tmp_path):
     r = run([sys.executable, str(BENCH_PEERS), "--rows", "kit-clora,nope"], tmp_path)
     assert r.returncode == 2
     assert r.stderr.strip().startswith("--rows: 'nope' is not allowed")
+
+
+# ---------------------------------------------------------------- the headroom study (scripts/study.py)
+
+def _study():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("study", ROOT / "scripts" / "study.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_study_table_pairs_seeds_and_names_the_gap_share(tmp_path):
+    """summarize: mean over seeds, and the gap share (m - frozen) / (joint - frozen) on the seeds m has."""
+    import json
+    study = _study()
+    accs = {"frozen": {0: 50.0, 1: 52.0}, "joint": {0: 80.0, 1: 90.0}, "clora": {0: 65.0}}
+    for label, by_seed in accs.items():
+        for seed, acc in by_seed.items():
+            d = tmp_path / "inverted" / f"seed{seed}" / label
+            d.mkdir(parents=True)
+            cfg = {"method": label, "lr": 1e-3, "first_lr_scale": 1.0, "drift_ridge": None}
+            (d / "results.json").write_text(json.dumps({"seed": seed, "last_acc": acc, "forgetting": 1.0,
+                                                        "val_last_acc": acc - 1, "config": cfg}))
+    summary = study.summarize(tmp_path)["inverted"]
+    assert summary["joint_minus_frozen"] == 85.0 - 51.0
+    assert summary["methods"]["clora"]["gap_fraction"] == (65.0 - 50.0) / (80.0 - 50.0)   # seed 0 only
+    assert "| clora | lr 0.001 | 1 | 65.0 |" in (tmp_path / "table.md").read_text()
+
+
+def test_study_ablations_borrow_the_chosen_settings():
+    study = _study()
+    chosen = {"clora_warm_drift": {"lr": 3e-4, "first_lr_scale": 30.0, "drift_ridge": 1.0},
+              "seq_lora": {"lr": 1e-3}, "inflora": {"lr": 3e-4}, "sdlora": {"lr": 3e-3}}
+    make = {label: f(chosen) for label, (_, f) in study.ABLATIONS.items()}
+    assert make["clora_warm"] == {"lr": 3e-4, "first_lr_scale": 30.0}
+    assert make["clora_drift"] == {"lr": 3e-4, "drift_ridge": 1.0}
+    assert make["inflora_warm_drift"] == {"lr": 3e-4, "first_lr_scale": 30.0, "drift_ridge": 1.0}
+    assert study.TUNED["seq_lora_warm_drift"][1] == study.TUNED["clora_warm_drift"][1]   # tuned alike
+    assert make["sdlora_warm_drift"]["lr"] == 3e-3
+
+
+def test_shipped_study_results_are_complete_and_consistent():
+    """data/headroom_study.json (what the README and chapter 04 quote): both benchmarks, 3 seeds per row, and
+    every gap share equal to what its own means give."""
+    import json
+    from clora_lite import env
+    study = _study()
+    d = json.loads(env.shipped_file("headroom_study.json").read_text())
+    assert set(d) == {"fashion", "inverted"}
+    for bench, b in d.items():
+        ms = b["methods"]
+        assert set(ms) == set(study.ORDER), bench
+        fr, jo = ms["frozen"]["test_last_mean"], ms["joint"]["test_last_mean"]
+        for label, m in ms.items():
+            assert m["seeds"] == [0, 1, 2], (bench, label)
+            assert abs(m["gap_fraction"] - (m["test_last_mean"] - fr) / (jo - fr)) < 1e-9, (bench, label)
+        assert b["chosen"]["clora_warm_drift"] == {k: v for k, v in ms["clora_warm_drift"]["settings"].items()
+                                                   if k in b["chosen"]["clora_warm_drift"]}

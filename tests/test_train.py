@@ -302,6 +302,8 @@ def test_drift_ridge_runs_through_the_loop_and_frozen_is_unchanged():
     assert moved["acc_matrix"][1:] != still["acc_matrix"][1:]
     with pytest.raises(ConfigError, match="drift_ridge=0 is not allowed"):
         Config.from_dict({"drift_ridge": 0})
+    with pytest.raises(ConfigError, match="not allowed without align_head"):
+        Config.from_dict({"drift_ridge": 1.0, "align_head": False})
 
 
 def test_first_lr_scale_reaches_every_adapting_method_on_the_first_task_only(monkeypatch):

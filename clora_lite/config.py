@@ -45,7 +45,7 @@ class Config:
     orth_side: str = "both"
     lambda_in: float = 100.0             # clora_inp (ours): weight of ||R_delta A M_old||^2 (old tasks' inputs)
     design_a: bool = False               # clora_inp (ours): re-aim A's free rows at the task's new input directions
-    first_lr_scale: float = 1.0          # ours: on the first task, everything but the head trains at lr * this
+    first_lr_scale: float = 1.0          # ours: on the first task, everything but the head trains at lr * this (not joint)
     seed: int = 0
     device: str = "auto"                 # auto: cuda if available
     amp: str = "auto"                    # auto: bf16 autocast on cuda | bf16 | off

@@ -238,14 +238,17 @@ def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=p
     for t in range(start, len(stream)):
         torch.manual_seed(cfg.seed * 1000 + t)
         g = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + t)
-        learner.begin_task(t, stream[t])
         x, y = bench.split(list(range(len(bench.tasks))) if joint else t, "train")
-        # InfLoRA and clora_inp read the task's inputs (un-augmented) before training and again in end_task
-        learner.prepare_task(lambda: (learner.backbone.prepare(xb) for xb in x.split(cfg.eval_batch)))
+        # drift is measured from the model as the previous task left it, so that whatever begin_task changes
+        # (SD-LoRA's handover) is compensated too
         drifts = cfg.align_head and cfg.drift_ridge is not None and t > 0
         before = features(learner, x, cfg, bf16) if drifts else None
+        learner.begin_task(t, stream[t])
+        # InfLoRA and clora_inp read the task's inputs (un-augmented) before training and again in end_task
+        learner.prepare_task(lambda: (learner.backbone.prepare(xb) for xb in x.split(cfg.eval_batch)))
+        warm = cfg.first_lr_scale if t == 0 and not joint else 1.0   # joint, the reference, trains at lr
         seconds, images = train_task(learner, x, y, cfg, f"{cfg.method} task {t + 1}/{len(stream)}", bench.hflip,
-                                     g, bf16, progress, cfg.first_lr_scale if t == 0 else 1.0)
+                                     g, bf16, progress, warm)
         if out is not None:   # before end_task: R_delta still holds this task's routing
             tensors = adapter_tensors(learner)
             atomic_write(out / "adapters" / f"task_{t:02d}.pt", lambda p: torch.save(tensors, p))

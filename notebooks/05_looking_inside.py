@@ -462,12 +462,13 @@ print("reruns go to", "a temporary folder" if SMOKE else KNOBS)
 # - **Forgetting:** read it against the frozen line. Only what lies beyond it is the backbone's doing.
 # - **Low interference is not headroom.** Little interference buys little forgetting, but not accuracy above the
 #   frozen backbone: in the kit's headroom study (chapter 04, section 7; README) the paper's C-LoRA ties the frozen
-#   backbone on both benchmarks, and what takes 0.46 of the headroom on `synthetic_inverted` is a first-task warm
-#   start with drift-compensated head alignment, which helps one shared LoRA as much as C-LoRA. Use the explorers
-#   on such runs (`compare(["clora_warm_drift", "seq_lora"], ...)`): in the study's first inverted run the first
-#   task's update has norm 13.8 (summed over layers) and every later task's 0.011–0.015.
+#   backbone on both benchmarks. What takes part of the headroom on `synthetic_inverted` is a first-task warm
+#   start (with drift-compensated head alignment), and it helps one shared LoRA more than C-LoRA (0.51 vs 0.29 of
+#   the gap). Use the explorers on such runs (`compare(["clora_warm_drift", "seq_lora_warm_drift"], ...)`): in
+#   the study's tuning run (seed 0) the first task's update has norm 13.8 (summed over layers) and every later
+#   task's 0.011–0.015.
 #
-# All numbers in this notebook are from the CI-sized run the banner names: 4 tasks, 20 classes, 3 epochs, one
+# All other numbers in this notebook are from the CI-sized run the banner names: 4 tasks, 20 classes, 3 epochs, one
 # seed. They illustrate the views; they are not a benchmark result. Point `RUNS` at chapter 04's CPU or GPU
 # folder for numbers worth quoting.
 #

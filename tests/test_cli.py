@@ -121,7 +121,7 @@ def test_new_methods_run_through_compare_on_an_imagefolder(tmp_path, capsys):
             for i in range(n):
                 Image.fromarray(rng.integers(0, 255, (40, 20, 3), dtype=np.uint8)).save(tmp_path / "photos" / split / cls / f"{i}.png")
     out = tmp_path / "cmp"
-    methods = ["inflora", "sdlora", "clora_warm_drift"]
+    methods = ["inflora", "sdlora", "clora_warm_drift", "seq_lora_warm_drift"]
     assert main(["compare", "--methods", ",".join(methods), "--out", str(out), "--benchmark",
                  f"imagefolder:{tmp_path / 'photos'}", "--tasks", "2", "--epochs", "1", "--batch", "4",
                  "--device", "cpu", "--quiet", "--align-steps", "2"]) == 0

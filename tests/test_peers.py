@@ -223,6 +223,26 @@ def test_sdlora_handover_keeps_a_layers_update():
     torch.testing.assert_close(m.delta_weight(), before)   # the fresh pair adds 0 (B = 0); task 0 is unchanged
 
 
+def test_sdlora_magnitudes_load_into_a_fresh_learner_and_reach_every_layer():
+    """The magnitudes live once, on the learner; a checkpoint loaded into a new learner drives all its layers."""
+    learner = sdlora_learner()
+    with torch.no_grad():
+        for m in learner.layers:
+            nn.init.normal_(m.lora_B)
+        learner.begin_task(0, [0, 1])
+        learner.begin_task(1, [2, 3])
+        for m in learner.layers:
+            nn.init.normal_(m.lora_B)
+        learner.magnitudes.copy_(torch.tensor([0.3, 1.9, 0.0, 0.0]))
+    fresh = sdlora_learner()
+    fresh.begin_task(0, [0, 1])
+    fresh.begin_task(1, [2, 3])
+    fresh.load_state_dict(learner.state_dict())
+    x = torch.randn(2, 3, 16, 16)
+    assert all(m.magnitudes is fresh.magnitudes for m in fresh.layers)
+    torch.testing.assert_close(fresh.backbone(x), learner.backbone(x))
+
+
 def test_sdlora_trains_only_the_current_pair_the_magnitudes_and_the_head():
     learner = sdlora_learner()
     learner.begin_task(0, [0, 1])

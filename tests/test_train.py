@@ -247,7 +247,7 @@ def test_damaged_checkpoint_is_one_line_and_kept(tmp_path, capsys):
 
 # ---------------------------------------------------------------- drift compensation and the warm start (ours)
 
-def _learner_with_stats(n_classes=4, D=6):
+def _learner_with_stats(n_classes=4):
     from clora_lite import vit
     from clora_lite.methods import make_learner
     learner = make_learner(vit.build("vit_tiny"), n_classes, small(method="frozen", classes=n_classes, tasks=2))
@@ -314,10 +314,13 @@ def test_first_lr_scale_reaches_every_adapting_method_on_the_first_task_only(mon
         seen.append([g["lr"] for g in groups])
         return real(groups, **kw)
     monkeypatch.setattr(torch.optim, "AdamW", spy)
-    for method in ("seq_lora", "clora", "sdlora", "inflora"):
+    for method in ("seq_lora", "clora", "sdlora", "inflora", "finetune"):
         seen.clear()
-        train.run(small(method=method, epochs=1, tasks=2, lr=1e-3, head_lr=1e-2, first_lr_scale=10.0),
-                  progress=False, log=lambda s: None)
+        train.run(small(method=method, epochs=1, tasks=2, lr=1e-3, backbone_lr=1e-3, head_lr=1e-2,
+                        first_lr_scale=10.0), progress=False, log=lambda s: None)
         assert seen[0][0] == 1e-2 and seen[1][0] == 1e-2, method            # the head never scales
         assert all(abs(lr - 1e-2) < 1e-12 for lr in seen[0][1:]), method    # task 1: 10 x 1e-3
         assert all(abs(lr - 1e-3) < 1e-12 for lr in seen[1][1:]), method    # later tasks: lr
+    seen.clear()
+    train.run(small(method="joint", epochs=1, tasks=2, lr=1e-3, first_lr_scale=10.0), progress=False, log=lambda s: None)
+    assert len(seen) == 1 and all(abs(lr - 1e-3) < 1e-12 for lr in seen[0][1:])   # the reference is not warmed

@@ -463,10 +463,10 @@ print("reruns go to", "a temporary folder" if SMOKE else KNOBS)
 # - **Low interference is not headroom.** Little interference buys little forgetting, but not accuracy above the
 #   frozen backbone: in the kit's headroom study (chapter 04, section 7; README) the paper's C-LoRA ties the frozen
 #   backbone on both benchmarks. What takes part of the headroom on `synthetic_inverted` is a first-task warm
-#   start (with drift-compensated head alignment), and it helps one shared LoRA more than C-LoRA (0.51 vs 0.29 of
-#   the gap). Use the explorers on such runs (`compare(["clora_warm_drift", "seq_lora_warm_drift"], ...)`): in
-#   the study's tuning run (seed 0) the first task's update has norm 13.8 (summed over layers) and every later
-#   task's 0.011–0.015.
+#   start (with drift-compensated head alignment), and it helps one shared LoRA at least as much as C-LoRA (0.51 vs
+#   0.29 of the gap, with overlapping spreads over seeds). Use the explorers on such runs (`compare(["clora_warm_drift", "seq_lora_warm_drift"], ...)`): in
+#   `clora_warm_drift`'s tuning run (seed 0) the first task's update B R_delta A has Frobenius norm 13.8 (summed
+#   over layers) and every later task's 0.011–0.015.
 #
 # All other numbers in this notebook are from the CI-sized run the banner names: 4 tasks, 20 classes, 3 epochs, one
 # seed. They illustrate the views; they are not a benchmark result. Point `RUNS` at chapter 04's CPU or GPU

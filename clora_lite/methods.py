@@ -29,7 +29,7 @@ class Learner(nn.Module):
         super().__init__()
         self.backbone, self.cfg = backbone, cfg
         self.head = nn.Linear(backbone.dim, num_classes)
-        self.lo, self.hi = 0, num_classes
+        self.t, self.lo, self.hi = 0, 0, num_classes   # the current task and its label range
         if cfg.align_head:  # per-class feature mean (C, D) and covariance (C, D, D), for `align_head`
             D = backbone.dim
             self.register_buffer("class_mean", torch.zeros(num_classes, D))
@@ -51,7 +51,7 @@ class Learner(nn.Module):
         return self.head(features)
 
     def begin_task(self, t: int, labels: list) -> None:
-        self.lo, self.hi = min(labels), max(labels) + 1
+        self.t, self.lo, self.hi = t, min(labels), max(labels) + 1
 
     def loss(self, images, labels) -> torch.Tensor:
         logits = self(images)[:, self.lo:self.hi]
@@ -164,7 +164,6 @@ class LoRAPerTask(SeqLoRA):
 
     def begin_task(self, t, labels):
         super().begin_task(t, labels)
-        self.tasks_seen = t + 1
         if t == 0:
             return
         with torch.no_grad():
@@ -175,7 +174,7 @@ class LoRAPerTask(SeqLoRA):
 
     def total_params(self):
         per_task = sum(p.numel() for n, p in self.named_parameters() if _is_adapter_param(n))
-        return super().total_params() + per_task * getattr(self, "tasks_seen", 1)
+        return super().total_params() + per_task * (self.t + 1)
 
 
 class CLoRA(Learner):

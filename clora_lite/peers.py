@@ -137,11 +137,11 @@ class InfLoRA(Learner):
         for m in self.layers.values():
             m.lora_A.requires_grad_(False)   # designed, never trained
             _add_protected_buffer(m)
-        self.t, self.batches = 0, None
+        self.batches = None
 
     def begin_task(self, t, labels):
         super().begin_task(t, labels)
-        self.t, self.batches = t, None
+        self.batches = None
         if t == 0:
             return
         with torch.no_grad():   # the previous branch joins W0; the new one starts at B = 0
@@ -185,11 +185,11 @@ class CLoRAInp(CLoRA):
         self.layers = {n: m for n, m in self.backbone.named_modules() if isinstance(m, CLoRALinear)}
         for m in self.layers.values():
             _add_protected_buffer(m)
-        self.t, self.batches = 0, None
+        self.batches = None
 
     def begin_task(self, t, labels):
         super().begin_task(t, labels)
-        self.t, self.batches = t, None
+        self.batches = None
 
     @torch.no_grad()
     def prepare_task(self, batches):
@@ -239,7 +239,6 @@ class SDLoRA(Learner):
 
     def begin_task(self, t, labels):
         super().begin_task(t, labels)
-        self.tasks_seen = t + 1
         if t == 0:
             return
         with torch.no_grad():
@@ -257,7 +256,7 @@ class SDLoRA(Learner):
     def total_params(self):
         """Merged backbone and head, plus every task's pair (kept apart: later tasks retrain their magnitudes)."""
         per_task = sum(m.lora_A.numel() + m.lora_B.numel() for m in self.layers)
-        return super().total_params() + per_task * getattr(self, "tasks_seen", 1) + self.magnitudes.numel()
+        return super().total_params() + per_task * (self.t + 1) + self.magnitudes.numel()
 
 
 PEERS = {"inflora": InfLoRA, "sdlora": SDLoRA, "clora_inp": CLoRAInp}

@@ -74,10 +74,13 @@ def setting_name(s: dict) -> str:
     return "_".join(f"{k}={v:g}" for k, v in sorted(s.items())) or "default"
 
 
-def run_one(bench: str, seed: int, method: str, settings: dict, out: Path) -> dict:
-    cfg = Config.from_dict({**BENCHES[bench], "seed": seed, "method": method, **settings})
+def config_for(bench: str, seed: int, method: str, settings: dict) -> Config:
+    return Config.from_dict({**BENCHES[bench], "seed": seed, "method": method, **settings})
+
+
+def run_one(cfg: Config, bench: str, out: Path) -> dict:
     r = train.run(cfg, out, progress=False, log=lambda s: None)
-    print(f"{bench:9} seed {seed} {out.parent.name + '/' + out.name:55} val {r.get('val_last_acc', 0):5.1f}  "
+    print(f"{bench:9} seed {cfg.seed} {out.parent.name + '/' + out.name:55} val {r.get('val_last_acc', 0):5.1f}  "
           f"test {r['last_acc']:5.1f}  ({sum(r['task_seconds']):.0f} s)", flush=True)
     return r
 
@@ -88,8 +91,8 @@ def tune(bench: str, out: Path, labels) -> dict:
     chosen = json.loads(path.read_text()) if path.exists() else {}
     for label in labels:
         method, grid = TUNED[label]
-        scores = [(run_one(bench, 0, method, s, out / bench / "tune" / label / setting_name(s))["val_last_acc"], -i, s)
-                  for i, s in enumerate(grid)]
+        scores = [(run_one(config_for(bench, 0, method, s), bench, out / bench / "tune" / label / setting_name(s))
+                   ["val_last_acc"], -i, s) for i, s in enumerate(grid)]
         chosen[label] = max(scores, key=lambda x: (x[0], x[1]))[2]
         path.write_text(json.dumps(chosen, indent=1))
     return chosen
@@ -104,14 +107,11 @@ def study(bench: str, seeds, out: Path, labels, chosen: dict) -> None:
                 method, make = ABLATIONS[label]
                 settings = make(chosen)
             folder = out / bench / f"seed{seed}" / label
-            tuned = out / bench / "tune" / label / setting_name(settings)
-            cfg = Config.from_dict({**BENCHES[bench], "seed": seed, "method": method, **settings})
+            cfg = config_for(bench, seed, method, settings)
             if (folder / "config.json").exists() and json.loads((folder / "config.json").read_text()) != cfg.to_dict():
                 print(f"{folder}: settings changed (a new choice on validation): run again", flush=True)
                 shutil.rmtree(folder)
-            if seed == 0 and label in TUNED and not folder.exists():
-                shutil.copytree(tuned, folder)   # the tuning run is seed 0's run: same config, read back
-            run_one(bench, seed, method, settings, folder)
+            run_one(cfg, bench, folder)
 
 
 def _ms(xs):

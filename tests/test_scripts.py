@@ -75,6 +75,26 @@ def test_study_table_pairs_seeds_and_names_the_gap_share(tmp_path):
     assert "| clora | lr 0.001 | 1 | 65.0 |" in (tmp_path / "table.md").read_text()
 
 
+def test_study_tuning_scores_each_setting_by_its_mean_validation_over_the_tuning_seeds(tmp_path, monkeypatch):
+    """Seed 0 alone prefers lr 3e-3; seeds 0 and 4 together prefer 1e-3. Each seed runs in its own folder."""
+    study = _study()
+    val = {(0, 1e-3): 60.0, (0, 3e-3): 70.0, (4, 1e-3): 80.0, (4, 3e-3): 50.0}
+    folders = []
+
+    def fake_run(cfg, bench, out):
+        folders.append(out.relative_to(tmp_path).as_posix())
+        return {"val_last_acc": val[(cfg.seed, cfg.lr)]}
+    monkeypatch.setattr(study, "run_one", fake_run)
+    monkeypatch.setitem(study.TUNED, "clora", ("clora", [{"lr": 1e-3}, {"lr": 3e-3}]))
+    assert study.tune("inverted", tmp_path / "a", ["clora"], seeds=(0,))["clora"] == {"lr": 3e-3}
+    assert study.tune("inverted", tmp_path / "b", ["clora"], seeds=(0, 4))["clora"] == {"lr": 1e-3}
+    assert "b/inverted/tune/clora/lr=0.001" in folders and "b/inverted/tune_seed4/clora/lr=0.001" in folders
+    assert (tmp_path / "b" / "inverted" / "tune_seeds.json").read_text() == "[0, 4]"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "study.py"), "--seeds", "1,2", "--tune-seeds", "0,2",
+                        "--out", str(tmp_path / "c")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "share a seed" in r.stderr and not (tmp_path / "c").exists()
+
+
 def test_study_ablations_borrow_the_chosen_settings():
     study = _study()
     chosen = {"clora_warm_drift": {"lr": 3e-4, "first_lr_scale": 30.0, "drift_ridge": 1.0},

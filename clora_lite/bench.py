@@ -33,19 +33,21 @@ def bench(backbone=None, batch=128, steps=20, method="clora", rank=8, device="au
     learner.begin_task(0, list(range(10)))
     if compile:
         model.compile()
-    bf16 = env.use_bf16(amp, dev)
+    amp_dtype = env.amp_dtype(amp, dev)
     opt = torch.optim.AdamW(learner.param_groups())
+    scaler = env.grad_scaler(dev, amp_dtype)
     # uint8 images of the benchmark's own size (32 px), resized on the device as in a real run
     images = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8, device=dev)
     labels = torch.randint(0, 10, (batch,), device=dev)
     g = torch.Generator(device=dev).manual_seed(0)
 
     def step():
-        with env.autocast(dev, bf16):
+        with env.autocast(dev, amp_dtype):
             loss = learner.loss(model.prepare(images, train=True, generator=g), labels)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
 
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     for _ in range(max(1, min(5, steps // 4))):   # warm-up (and compilation)
@@ -59,13 +61,14 @@ def bench(backbone=None, batch=128, steps=20, method="clora", rank=8, device="au
     ips = steps * batch / seconds
     fwd = vit.flops_per_image(model.config)
     multiple = TRAIN_FLOPS_MULTIPLE[method]
-    res = {"backbone": backbone, "method": method, "device": str(dev), "batch": batch, "bf16": bf16,
+    res = {"backbone": backbone, "method": method, "device": str(dev), "batch": batch,
+           "amp": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype],
            "compile": compile, "images_per_second": ips, "step_seconds": seconds / steps,
            "forward_gflops_per_image": fwd / 1e9, "train_flops_multiple": multiple,
            "train_gflops_per_image": multiple * fwd / 1e9, "achieved_tflops": ips * multiple * fwd / 1e12,
            "peak_fraction": None if not peak_tflops else ips * multiple * fwd / 1e12 / peak_tflops}
     log(f"bench {backbone} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M params) method={method} "
-        f"device={dev} batch={batch} bf16={bf16} compile={compile}")
+        f"device={dev} batch={batch} amp={res['amp']} compile={compile}")
     log(f"  {res['step_seconds'] * 1e3:.1f} ms/step   {ips:,.0f} train images/s")
     log(f"  model FLOPs/image: forward {fwd / 1e9:.3f} GFLOP; training {method} = {multiple}x forward "
         f"= {multiple * fwd / 1e9:.3f} GFLOP")

@@ -87,7 +87,7 @@ RUN_OPTIONS = [
                            "drift fitted (ridge, this strength) on the task's images before and after it; unset: off"),
     ("seed", int, "random seed (data, initialisation, order of batches)"),
     ("device", str, "auto (cuda if present) | cpu | cuda | cuda:N | mps"),
-    ("amp", str, "auto (bf16 autocast on cuda) | bf16 | off"),
+    ("amp", str, "auto (bf16 autocast on cuda; fp16 on GPUs before compute capability 8, e.g. T4) | bf16 | fp16 | off"),
     ("data-dir", str, "where downloads land; default: $CLORA_DATA or ~/.cache/clora_lite"),
 ]
 BOOL_OPTIONS = [
@@ -256,7 +256,7 @@ def build_parser() -> Parser:
     s.add_argument("--method", default="clora", help="clora | seq_lora | frozen | finetune (default: %(default)s)")
     s.add_argument("--rank", type=int, default=8, help="adapter rank (default: %(default)s)")
     s.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: %(default)s)")
-    s.add_argument("--amp", default="auto", help="auto (bf16 on cuda) | bf16 | off (default: %(default)s)")
+    s.add_argument("--amp", default="auto", help="auto (bf16 on cuda; fp16 on a T4 or V100) | bf16 | fp16 | off (default: %(default)s)")
     s.add_argument("--compile", action="store_true", help="torch.compile the backbone (default: off)")
     s.add_argument("--peak-tflops", type=float, default=None, dest="peak_tflops",
                    help="the device's peak TFLOP/s, to print the share achieved; H200 bf16 dense: 989 (default: none)")

@@ -48,7 +48,7 @@ class Config:
     first_lr_scale: float = 1.0          # ours: on the first task, everything but the head trains at lr * this (not joint)
     seed: int = 0
     device: str = "auto"                 # auto: cuda if available
-    amp: str = "auto"                    # auto: bf16 autocast on cuda | bf16 | off
+    amp: str = "auto"                    # auto: bf16 autocast on cuda (fp16 before compute capability 8) | bf16 | fp16 | off
     compile: bool = False
     eval_batch: int = 500
     data_dir: str | None = None
@@ -144,7 +144,7 @@ def check(c: Config) -> Config:
     _need(c.order in ("seed1993", "label"), f"order={c.order!r} is not allowed: use seed1993 or label")
     _need(c.head in ("linear", "cosine"), f"head={c.head!r} is not allowed: use linear or cosine")
     _need(is_num(c.head_scale) and c.head_scale > 0, f"head_scale={c.head_scale!r} is not allowed: use a number > 0")
-    _need(c.amp in ("auto", "bf16", "off"), f"amp={c.amp!r} is not allowed: use auto, bf16 or off")
+    _need(c.amp in ("auto", "bf16", "fp16", "off"), f"amp={c.amp!r} is not allowed: use auto, bf16, fp16 or off")
     _need(c.device == "auto" or c.device == "cpu" or c.device.startswith("cuda") or c.device == "mps",
           f"device={c.device!r} is not allowed: use auto, cpu, cuda, cuda:N or mps")
     if c.task_sizes is not None:

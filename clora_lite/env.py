@@ -39,11 +39,23 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def use_bf16(amp: str, device: torch.device) -> bool:
-    """amp "auto" means bf16 autocast on CUDA and float32 elsewhere; "bf16" forces it; "off" never."""
-    return amp == "bf16" or (amp == "auto" and device.type == "cuda")
+def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, None for float32. amp "auto": bf16 on a CUDA GPU with bf16 tensor cores (compute
+    capability 8.0 and up: A100, L4, H100), fp16 on older ones (T4, Colab's free GPU, and V100), where bf16 runs
+    without tensor cores; float32 elsewhere. "bf16" and "fp16" force one; "off" is float32."""
+    if amp in ("bf16", "fp16"):
+        return torch.bfloat16 if amp == "bf16" else torch.float16
+    if amp == "auto" and device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float16
+    return None
 
 
-def autocast(device: torch.device, bf16: bool):
-    """The autocast context for a forward pass (a no-op when bf16 is False)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """The autocast context for a forward pass (a no-op when dtype is None)."""
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
+def grad_scaler(device: torch.device, dtype: torch.dtype | None) -> torch.amp.GradScaler:
+    """fp16 needs its loss scaled so that small gradients do not flush to zero; bf16 and float32 do not (the
+    scaler is then a pass-through)."""
+    return torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)

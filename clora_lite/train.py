@@ -14,6 +14,7 @@ import pickle
 from pathlib import Path
 import platform
 import time
+import warnings
 
 import torch
 from tqdm.auto import tqdm
@@ -83,7 +84,7 @@ def predictions(logits: torch.Tensor, labels: torch.Tensor, tasks: list) -> tupl
 
 
 @torch.no_grad()
-def evaluate(learner: Learner, bench: data.Benchmark, seen: int, device, eval_batch: int, bf16: bool,
+def evaluate(learner: Learner, bench: data.Benchmark, seen: int, device, eval_batch: int, amp_dtype,
              part: str = "test") -> tuple:
     """After `seen` tasks: (acc row over tasks 0..seen-1, accuracy over all seen classes, task-IL row), in percent.
     Runs on a merged copy of the backbone (adapters folded into W0: what inference would deploy)."""
@@ -93,7 +94,7 @@ def evaluate(learner: Learner, bench: data.Benchmark, seen: int, device, eval_ba
     x, y = bench.split(list(range(seen)), part)
     preds, task_preds = [], []
     for xb, yb in zip(x.split(eval_batch), y.split(eval_batch)):
-        with env.autocast(device, bf16):
+        with env.autocast(device, amp_dtype):
             logits = learner.logits(backbone(backbone.prepare(xb))).float()[:, :n_seen]
         p, tp = predictions(logits, yb, tasks)
         preds.append(p)
@@ -108,9 +109,10 @@ def evaluate(learner: Learner, bench: data.Benchmark, seen: int, device, eval_ba
 
 
 def train_task(learner: Learner, x: torch.Tensor, y: torch.Tensor, cfg: Config, desc: str, hflip: bool,
-               g: torch.Generator, bf16: bool, progress: bool, lr_scale: float = 1.0) -> tuple[float, int]:
+               g: torch.Generator, amp_dtype, progress: bool, lr_scale: float = 1.0) -> tuple[float, int]:
     """cfg.epochs over (x uint8 (N, 3, H, W), y (N,)) with a fresh AdamW and cosine schedule, full batches only
-    (static shapes); every group but the head's (group 0) at lr_scale times its lr. Returns (seconds, images seen)."""
+    (static shapes); every group but the head's (group 0) at lr_scale times its lr. amp_dtype: the autocast dtype
+    (None: float32; fp16 also scales the loss). Returns (seconds, images seen)."""
     device = y.device
     learner.train()
     groups = learner.param_groups()
@@ -120,6 +122,7 @@ def train_task(learner: Learner, x: torch.Tensor, y: torch.Tensor, cfg: Config, 
     steps_per_epoch = max(1, len(y) // cfg.batch)
     total = steps_per_epoch * cfg.epochs
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total, 1))
+    scaler = env.grad_scaler(device, amp_dtype)
     t0 = time.perf_counter()
     bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
     for step in range(total):
@@ -127,12 +130,15 @@ def train_task(learner: Learner, x: torch.Tensor, y: torch.Tensor, cfg: Config, 
             perm = torch.randperm(len(y), device=device, generator=g)
         idx = perm[(step % steps_per_epoch) * cfg.batch:][:cfg.batch]
         images = learner.backbone.prepare(x[idx], train=True, hflip=hflip, generator=g)
-        with env.autocast(device, bf16):
+        with env.autocast(device, amp_dtype):
             loss = learner.loss(images, y[idx])
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        with warnings.catch_warnings():   # fp16: a step the scaler skipped (inf gradients) still moves the schedule
+            warnings.simplefilter("ignore", UserWarning)
+            sched.step()
         bar.update()
         if step % 10 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
@@ -143,21 +149,21 @@ def train_task(learner: Learner, x: torch.Tensor, y: torch.Tensor, cfg: Config, 
 
 
 @torch.no_grad()
-def features(learner: Learner, x: torch.Tensor, cfg: Config, bf16: bool) -> torch.Tensor:
+def features(learner: Learner, x: torch.Tensor, cfg: Config, amp_dtype) -> torch.Tensor:
     """x uint8 (N, 3, H, W) -> backbone features (N, D), float32, eval mode, no augmentation."""
     learner.eval()
-    with env.autocast(x.device, bf16):
+    with env.autocast(x.device, amp_dtype):
         return torch.cat([learner.backbone(learner.backbone.prepare(xb)).float() for xb in x.split(cfg.eval_batch)])
 
 
 @torch.no_grad()
 def align_head(learner: Learner, x: torch.Tensor, y: torch.Tensor, n_seen: int, cfg: Config,
-               g: torch.Generator, bf16: bool, before: torch.Tensor | None = None) -> None:
+               g: torch.Generator, amp_dtype, before: torch.Tensor | None = None) -> None:
     """Store the current task's class statistics (features of its training images), then retrain the head over
     all n_seen classes on features sampled from every seen class's Gaussian (our addition, `align_head`).
     before (N, D): the same images' features before the task; given, old classes' statistics first follow the
     drift (cfg.drift_ridge, our addition)."""
-    feats = features(learner, x, cfg, bf16)
+    feats = features(learner, x, cfg, amp_dtype)
     if before is not None:
         learner.compensate_drift(before, feats, int(y.min()), cfg.drift_ridge)
     learner.record_class_stats(feats, y)
@@ -228,7 +234,7 @@ def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=p
     learner = make_learner(vit.build(cfg.backbone, pretrained=cfg.pretrained), bench.num_classes, cfg).to(device)
     if out is not None:
         prepare_out(out, cfg)
-    bf16 = env.use_bf16(cfg.amp, device)
+    amp_dtype = env.amp_dtype(cfg.amp, device)
     if cfg.compile:
         learner.backbone.compile()   # in place: state-dict names unchanged, so checkpoints stay portable
 
@@ -242,25 +248,25 @@ def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=p
         # drift is measured from the model as the previous task left it, so that whatever begin_task changes
         # (SD-LoRA's handover) is compensated too
         drifts = cfg.align_head and cfg.drift_ridge is not None and t > 0
-        before = features(learner, x, cfg, bf16) if drifts else None
+        before = features(learner, x, cfg, amp_dtype) if drifts else None
         learner.begin_task(t, stream[t])
         # InfLoRA and clora_inp read the task's inputs (un-augmented) before training and again in end_task
         learner.prepare_task(lambda: (learner.backbone.prepare(xb) for xb in x.split(cfg.eval_batch)))
         warm = cfg.first_lr_scale if t == 0 and not joint else 1.0   # joint, the reference, trains at lr
         seconds, images = train_task(learner, x, y, cfg, f"{cfg.method} task {t + 1}/{len(stream)}", bench.hflip,
-                                     g, bf16, progress, warm)
+                                     g, amp_dtype, progress, warm)
         if out is not None:   # before end_task: R_delta still holds this task's routing
             tensors = adapter_tensors(learner)
             atomic_write(out / "adapters" / f"task_{t:02d}.pt", lambda p: torch.save(tensors, p))
         learner.end_task()
         seen = len(bench.tasks) if joint else t + 1
         if cfg.align_head:
-            align_head(learner, x, y, bench.tasks[seen - 1][-1] + 1, cfg, g, bf16, before)
-        row, seen_acc, trow = evaluate(learner, bench, seen, device, cfg.eval_batch, bf16)
+            align_head(learner, x, y, bench.tasks[seen - 1][-1] + 1, cfg, g, amp_dtype, before)
+        row, seen_acc, trow = evaluate(learner, bench, seen, device, cfg.eval_batch, amp_dtype)
         for key, value in zip(PROGRESS_KEYS, (row, seen_acc, trow)):
             state[key].append(value)
         if cfg.val_fraction > 0:
-            val_row, val_seen, _ = evaluate(learner, bench, seen, device, cfg.eval_batch, bf16, part="val")
+            val_row, val_seen, _ = evaluate(learner, bench, seen, device, cfg.eval_batch, amp_dtype, part="val")
             state["val_rows"].append(val_row)
             state["val_seen_acc"].append(val_seen)
         state["task_seconds"].append(seconds)

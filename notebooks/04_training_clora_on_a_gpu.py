@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -359,8 +361,12 @@ def measure(label, **kw):
 # %% [markdown]
 # **bf16 autocast.** Matrix multiplications run in bfloat16 (tensor cores: several times the float32 rate on an
 # A100 or H100), while weights, optimiser state and the loss stay in float32. bfloat16 keeps float32's exponent
-# range, so no loss scaling is needed. The kit turns it on for CUDA (`amp="auto"`). On a CPU, or a GPU without
-# bf16 tensor cores (a T4, a V100), it can be *slower*: measure before you trust it.
+# range, so no loss scaling is needed. The kit turns it on for CUDA GPUs with bf16 tensor cores (`amp="auto"`:
+# compute capability 8.0 and up). On an older GPU (Colab's T4, a V100) bf16 runs without tensor cores, so
+# `amp="auto"` picks **fp16** there instead: the same tensor-core speed-up, but fp16's narrow exponent range
+# makes small gradients round to zero, so the loss is multiplied by a large factor before `backward()` and the
+# gradients divided by it again before the step (`torch.amp.GradScaler`; a step whose gradients overflow is
+# skipped and the factor halved). On a CPU either can be *slower*: measure before you trust it.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

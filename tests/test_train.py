@@ -127,13 +127,28 @@ def test_resume_after_kill_9_gives_the_same_results_and_files(tmp_path):
         assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
-def test_bf16_autocast_learns_as_well_as_float32():
-    """bf16 autocast (the GPU default) runs on the CPU too and gives about the same accuracy as float32."""
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_autocast_learns_as_well_as_float32(amp):
+    """bf16 autocast (the default on recent GPUs) and fp16 with loss scaling (the default on a T4) run on the CPU
+    too and give about the same accuracy as float32."""
     cfg = dict(pretrained=True, epochs=2, test_per_class=50, method="clora")
     fp32 = train.run(small(**cfg), progress=False, log=lambda s: None)
-    bf16 = train.run(small(amp="bf16", **cfg), progress=False, log=lambda s: None)
+    low = train.run(small(amp=amp, **cfg), progress=False, log=lambda s: None)
     assert fp32["last_acc"] > 60   # it learned something (chance: 16.7 %)
-    assert abs(bf16["last_acc"] - fp32["last_acc"]) <= 5
+    assert abs(low["last_acc"] - fp32["last_acc"]) <= 5
+
+
+def test_amp_auto_picks_bf16_only_where_the_gpu_has_bf16_tensor_cores(monkeypatch):
+    from clora_lite import env
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert env.amp_dtype("auto", cpu) is None and env.amp_dtype("off", cuda) is None
+    assert env.amp_dtype("bf16", cpu) is torch.bfloat16 and env.amp_dtype("fp16", cpu) is torch.float16
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))   # T4
+    assert env.amp_dtype("auto", cuda) is torch.float16
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))   # H100 / H200
+    assert env.amp_dtype("auto", cuda) is torch.bfloat16
+    # only fp16 scales the loss
+    assert [env.grad_scaler(cpu, d).is_enabled() for d in (None, torch.bfloat16, torch.float16)] == [False, False, True]
 
 
 def test_compiled_backbone_matches_eager():

@@ -462,9 +462,10 @@ print("reruns go to", "a temporary folder" if SMOKE else KNOBS)
 # - **Forgetting:** read it against the frozen line. Only what lies beyond it is the backbone's doing.
 # - **Low interference is not headroom.** Little interference buys little forgetting, but not accuracy above the
 #   frozen backbone: in the kit's headroom study (chapter 04, section 7; README) the paper's C-LoRA ties the frozen
-#   backbone on both benchmarks. What takes part of the headroom on `synthetic_inverted` is a first-task warm
-#   start (with drift-compensated head alignment), and it helps one shared LoRA at least as much as C-LoRA (0.51 vs
-#   0.29 of the gap, with overlapping spreads over seeds). Use the explorers on such runs (`compare(["clora_warm_drift", "seq_lora_warm_drift"], ...)`): in
+#   backbone on all three protocols. What takes part of the headroom (on `synthetic_inverted`, and on
+#   Fashion-MNIST when the first task has 4 classes) is a first-task warm start (with drift-compensated head
+#   alignment), and it helps one shared LoRA at least as much as C-LoRA (0.51 vs 0.29 and 0.42 vs 0.36 of the gap,
+#   with overlapping spreads over seeds). Use the explorers on such runs (`compare(["clora_warm_drift", "seq_lora_warm_drift"], ...)`): in
 #   `clora_warm_drift`'s tuning run (seed 0) the first task's update B R_delta A has Frobenius norm 13.8 (summed
 #   over layers) and every later task's 0.011–0.015.
 #

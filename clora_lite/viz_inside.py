@@ -63,8 +63,8 @@ def plot_overlap(by_side: dict, chance: dict | None = None):
 # ---------- routing ----------
 
 def _share(h: dict, t: int) -> str:
-    share = np.nanmean([h["share_left"][t], h["share_right"][t]])
-    return "–" if np.isnan(share) else f"{100 * share:.0f} %"
+    shares = [v for v in (h["share_left"][t], h["share_right"][t]) if not np.isnan(v)]   # NaN: no old subspace yet
+    return f"{100 * np.mean(shares):.0f} %" if shares else "–"
 
 
 def _routing_title(h: dict, t: int) -> str:

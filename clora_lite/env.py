@@ -41,12 +41,14 @@ def resolve_device(name: str) -> torch.device:
 
 def amp_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype, None for float32. amp "auto": bf16 on a CUDA GPU with bf16 tensor cores (compute
-    capability 8.0 and up: A100, L4, H100), fp16 on older ones (T4, Colab's free GPU, and V100), where bf16 runs
-    without tensor cores; float32 elsewhere. "bf16" and "fp16" force one; "off" is float32."""
+    capability 8.0 and up: A100, L4, H100), fp16 on those with fp16 tensor cores only (7.x: T4, Colab's free GPU,
+    and V100), where bf16 runs without tensor cores; float32 on older GPUs (6.x and below run fp16 slowly or not
+    at all) and off CUDA. "bf16" and "fp16" force one; "off" is float32."""
     if amp in ("bf16", "fp16"):
         return torch.bfloat16 if amp == "bf16" else torch.float16
     if amp == "auto" and device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.get_device_capability(device)[0] >= 8 else torch.float16
+        major = torch.cuda.get_device_capability(device)[0]
+        return torch.bfloat16 if major >= 8 else torch.float16 if major == 7 else None
     return None
 
 

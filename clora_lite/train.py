@@ -109,10 +109,12 @@ def evaluate(learner: Learner, bench: data.Benchmark, seen: int, device, eval_ba
 
 
 def train_task(learner: Learner, x: torch.Tensor, y: torch.Tensor, cfg: Config, desc: str, hflip: bool,
-               g: torch.Generator, amp_dtype, progress: bool, lr_scale: float = 1.0) -> tuple[float, int]:
+               g: torch.Generator, amp_dtype, progress: bool, lr_scale: float = 1.0,
+               scaler: torch.amp.GradScaler | None = None) -> tuple[float, int]:
     """cfg.epochs over (x uint8 (N, 3, H, W), y (N,)) with a fresh AdamW and cosine schedule, full batches only
     (static shapes); every group but the head's (group 0) at lr_scale times its lr. amp_dtype: the autocast dtype
-    (None: float32; fp16 also scales the loss). Returns (seconds, images seen)."""
+    (None: float32); fp16 scales the loss with `scaler` (pass the run's one scaler, so that each task starts at
+    the scale the last one found). Returns (seconds, images seen)."""
     device = y.device
     learner.train()
     groups = learner.param_groups()
@@ -122,7 +124,7 @@ def train_task(learner: Learner, x: torch.Tensor, y: torch.Tensor, cfg: Config, 
     steps_per_epoch = max(1, len(y) // cfg.batch)
     total = steps_per_epoch * cfg.epochs
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total, 1))
-    scaler = env.grad_scaler(device, amp_dtype)
+    scaler = scaler or env.grad_scaler(device, amp_dtype)
     t0 = time.perf_counter()
     bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
     for step in range(total):
@@ -137,7 +139,7 @@ def train_task(learner: Learner, x: torch.Tensor, y: torch.Tensor, cfg: Config, 
         scaler.step(opt)
         scaler.update()
         with warnings.catch_warnings():   # fp16: a step the scaler skipped (inf gradients) still moves the schedule
-            warnings.simplefilter("ignore", UserWarning)
+            warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
             sched.step()
         bar.update()
         if step % 10 == 0:
@@ -235,6 +237,7 @@ def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=p
     if out is not None:
         prepare_out(out, cfg)
     amp_dtype = env.amp_dtype(cfg.amp, device)
+    scaler = env.grad_scaler(device, amp_dtype)
     if cfg.compile:
         learner.backbone.compile()   # in place: state-dict names unchanged, so checkpoints stay portable
 
@@ -254,7 +257,7 @@ def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=p
         learner.prepare_task(lambda: (learner.backbone.prepare(xb) for xb in x.split(cfg.eval_batch)))
         warm = cfg.first_lr_scale if t == 0 and not joint else 1.0   # joint, the reference, trains at lr
         seconds, images = train_task(learner, x, y, cfg, f"{cfg.method} task {t + 1}/{len(stream)}", bench.hflip,
-                                     g, amp_dtype, progress, warm)
+                                     g, amp_dtype, progress, warm, scaler)
         if out is not None:   # before end_task: R_delta still holds this task's routing
             tensors = adapter_tensors(learner)
             atomic_write(out / "adapters" / f"task_{t:02d}.pt", lambda p: torch.save(tensors, p))

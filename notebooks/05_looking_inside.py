@@ -466,7 +466,7 @@ print("reruns go to", "a temporary folder" if SMOKE else KNOBS)
 #   Fashion-MNIST when the first task has 4 classes) is a first-task warm start (with drift-compensated head
 #   alignment), and it helps one shared LoRA at least as much as C-LoRA (0.51 vs 0.29 and 0.42 vs 0.36 of the gap,
 #   with overlapping spreads over seeds). Use the explorers on such runs (`compare(["clora_warm_drift", "seq_lora_warm_drift"], ...)`): in
-#   `clora_warm_drift`'s tuning run (seed 0) the first task's update B R_delta A has Frobenius norm 13.8 (summed
+#   `clora_warm_drift`'s tuning run on inverted (seed 0) the first task's update B R_delta A has Frobenius norm 13.8 (summed
 #   over layers) and every later task's 0.011–0.015.
 #
 # All other numbers in this notebook are from the CI-sized run the banner names: 4 tasks, 20 classes, 3 epochs, one

@@ -1,4 +1,4 @@
-"""Issue 11: the headroom study. Every method, two benchmarks where adapting pays, 3 seeds, one table.
+"""Issue 11: the headroom study. Every method, three protocols where adapting pays, 3 seeds, one table.
 
     OMP_NUM_THREADS=2 python scripts/study.py                     # tune on validation, then the 3-seed study
     python scripts/study.py --benches inverted --seeds 0          # a part of it
@@ -17,7 +17,7 @@ validation Last-Acc as mean +- std over the seeds, the chosen setting, and the s
 recovered, (method - frozen) / (joint - frozen), paired on the same seeds.
 
 Every method has the same budget per benchmark (BENCHES: images, epochs, batch) and the kit's head alignment.
-Cost on 2 CPU cores (vit_tiny, 32 px): 5 to 30 s per run; the whole study is about 240 runs, about an hour.
+Cost on 2 CPU cores (vit_tiny, 32 px): 5 to 30 s per run; the whole study is about 350 runs, about 1.5 hours.
 """
 import argparse
 import json
@@ -100,25 +100,32 @@ def tune(bench: str, out: Path, labels, seeds=(0,)) -> dict:
     path = out / bench / "chosen.json"
     chosen = json.loads(path.read_text()) if path.exists() else {}
     path.parent.mkdir(parents=True, exist_ok=True)
-    (out / bench / "tune_seeds.json").write_text(json.dumps(list(seeds)))
+    seeds_path = out / bench / "tune_seeds.json"   # {label: its tuning seeds}: a later call may retune only some
+    tuned_on = json.loads(seeds_path.read_text()) if seeds_path.exists() else {}
     for label in labels:
         method, grid = TUNED[label]
         scores = [(statistics.mean(run_one(config_for(bench, seed, method, s), bench,
                                            tune_folder(out, bench, seed, label, s))["val_last_acc"] for seed in seeds),
                    -i, s) for i, s in enumerate(grid)]
         chosen[label] = max(scores, key=lambda x: (x[0], x[1]))[2]
+        tuned_on[label] = list(seeds)
         path.write_text(json.dumps(chosen, indent=1))
+        seeds_path.write_text(json.dumps(tuned_on))
     return chosen
+
+
+def settings_for(label: str, chosen: dict) -> tuple[str, dict]:
+    """(method, settings) of a study row: its own chosen setting, or for an ablation the ones it borrows."""
+    if label in TUNED:
+        return TUNED[label][0], chosen[label]
+    method, make = ABLATIONS[label]
+    return method, make(chosen)
 
 
 def study(bench: str, seeds, out: Path, labels, chosen: dict) -> None:
     for seed in seeds:
         for label in labels:
-            if label in TUNED:
-                method, settings = TUNED[label][0], chosen[label]
-            else:
-                method, make = ABLATIONS[label]
-                settings = make(chosen)
+            method, settings = settings_for(label, chosen)
             folder = out / bench / f"seed{seed}" / label
             cfg = config_for(bench, seed, method, settings)
             if (folder / "config.json").exists() and json.loads((folder / "config.json").read_text()) != cfg.to_dict():
@@ -138,13 +145,25 @@ def summarize(out: Path) -> dict:
     """Read every runs/study/<bench>/seed<S>/<label>/results.json; write summary.json and table.md."""
     summary = {}
     for bdir in sorted(p for p in out.iterdir() if p.is_dir()):
+        chosen = json.loads((bdir / "chosen.json").read_text()) if (bdir / "chosen.json").exists() else {}
+        tuned_on = json.loads((bdir / "tune_seeds.json").read_text()) if (bdir / "tune_seeds.json").exists() else {}
+        tune_seeds = sorted({s for seeds in tuned_on.values() for s in seeds} or {0})
         rows = {}
         for res in sorted(bdir.glob("seed*/*/results.json")):
-            rows.setdefault(res.parent.name, []).append(json.loads(res.read_text()))
+            r, label = json.loads(res.read_text()), res.parent.name
+            # a row left behind by an earlier choice, or on a seed since used for tuning, is not this study's
+            stale = r["seed"] in tune_seeds
+            if chosen and bdir.name in BENCHES and label in ORDER and not stale:
+                try:
+                    stale = r["config"] != config_for(bdir.name, r["seed"], *settings_for(label, chosen)).to_dict()
+                except KeyError:   # a label whose setting was never chosen
+                    stale = True
+            if stale:
+                print(f"{res.parent}: left out of the table (tuning seed, or settings no longer chosen)", flush=True)
+                continue
+            rows.setdefault(label, []).append(r)
         if not rows:
             continue
-        chosen = json.loads((bdir / "chosen.json").read_text()) if (bdir / "chosen.json").exists() else {}
-        tune_seeds = json.loads((bdir / "tune_seeds.json").read_text()) if (bdir / "tune_seeds.json").exists() else [0]
         by_seed = {label: {r["seed"]: r["last_acc"] for r in rs} for label, rs in rows.items()}
         stats = {}
         for label, rs in rows.items():

@@ -58,10 +58,11 @@ def _study():
 
 
 def test_study_table_pairs_seeds_and_names_the_gap_share(tmp_path):
-    """summarize: mean over seeds, and the gap share (m - frozen) / (joint - frozen) on the seeds m has."""
+    """summarize: mean over seeds, and the gap share (m - frozen) / (joint - frozen) on the seeds m has; a row on
+    a tuning seed (0 unless tune_seeds.json says otherwise) is left out."""
     import json
     study = _study()
-    accs = {"frozen": {0: 50.0, 1: 52.0}, "joint": {0: 80.0, 1: 90.0}, "clora": {0: 65.0}}
+    accs = {"frozen": {1: 50.0, 2: 52.0, 0: 10.0}, "joint": {1: 80.0, 2: 90.0}, "clora": {1: 65.0}}
     for label, by_seed in accs.items():
         for seed, acc in by_seed.items():
             d = tmp_path / "inverted" / f"seed{seed}" / label
@@ -71,12 +72,14 @@ def test_study_table_pairs_seeds_and_names_the_gap_share(tmp_path):
                                                         "val_last_acc": acc - 1, "config": cfg}))
     summary = study.summarize(tmp_path)["inverted"]
     assert summary["joint_minus_frozen"] == 85.0 - 51.0
-    assert summary["methods"]["clora"]["gap_fraction"] == (65.0 - 50.0) / (80.0 - 50.0)   # seed 0 only
+    assert summary["methods"]["clora"]["gap_fraction"] == (65.0 - 50.0) / (80.0 - 50.0)   # seed 1 only
+    assert summary["methods"]["frozen"]["seeds"] == [1, 2]
     assert "| clora | lr 0.001 | 1 | 65.0 |" in (tmp_path / "table.md").read_text()
 
 
 def test_study_tuning_scores_each_setting_by_its_mean_validation_over_the_tuning_seeds(tmp_path, monkeypatch):
     """Seed 0 alone prefers lr 3e-3; seeds 0 and 4 together prefer 1e-3. Each seed runs in its own folder."""
+    import json
     study = _study()
     val = {(0, 1e-3): 60.0, (0, 3e-3): 70.0, (4, 1e-3): 80.0, (4, 3e-3): 50.0}
     folders = []
@@ -89,10 +92,24 @@ def test_study_tuning_scores_each_setting_by_its_mean_validation_over_the_tuning
     assert study.tune("inverted", tmp_path / "a", ["clora"], seeds=(0,))["clora"] == {"lr": 3e-3}
     assert study.tune("inverted", tmp_path / "b", ["clora"], seeds=(0, 4))["clora"] == {"lr": 1e-3}
     assert "b/inverted/tune/clora/lr=0.001" in folders and "b/inverted/tune_seed4/clora/lr=0.001" in folders
-    assert (tmp_path / "b" / "inverted" / "tune_seeds.json").read_text() == "[0, 4]"
+    assert json.loads((tmp_path / "b" / "inverted" / "tune_seeds.json").read_text()) == {"clora": [0, 4]}
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "study.py"), "--seeds", "1,2", "--tune-seeds", "0,2",
                         "--out", str(tmp_path / "c")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "share a seed" in r.stderr and not (tmp_path / "c").exists()
+
+
+def test_study_table_leaves_out_rows_run_with_settings_no_longer_chosen(tmp_path):
+    import json
+    study = _study()
+    (tmp_path / "inverted").mkdir()
+    (tmp_path / "inverted" / "chosen.json").write_text(json.dumps({"clora": {"lr": 1e-3}}))
+    for seed, lr in ((1, 1e-3), (2, 3e-3)):   # seed 2 ran before validation changed its mind
+        d = tmp_path / "inverted" / f"seed{seed}" / "clora"
+        d.mkdir(parents=True)
+        cfg = study.config_for("inverted", seed, "clora", {"lr": lr}).to_dict()
+        (d / "results.json").write_text(json.dumps({"seed": seed, "last_acc": 60.0 + seed, "forgetting": 1.0,
+                                                    "config": cfg}))
+    assert study.summarize(tmp_path)["inverted"]["methods"]["clora"]["seeds"] == [1]
 
 
 def test_study_ablations_borrow_the_chosen_settings():

@@ -127,6 +127,28 @@ def test_resume_after_kill_9_gives_the_same_results_and_files(tmp_path):
         assert x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
+def test_fp16_scales_the_loss_with_one_scaler_for_the_whole_run(monkeypatch):
+    """fp16 training goes through a GradScaler (scale, step, update at every step), and every task uses the
+    run's one scaler, so a task does not start again at the initial scale."""
+    from clora_lite import env
+    made, calls = [], []
+    real = env.grad_scaler
+
+    def spy(device, dtype):
+        s = real(device, dtype)
+        made.append(s)
+        for name in ("scale", "step", "update"):
+            f = getattr(s, name)
+            setattr(s, name, (lambda f, name: lambda *a, **k: (calls.append(name), f(*a, **k))[1])(f, name))
+        return s
+    monkeypatch.setattr(env, "grad_scaler", spy)
+    cfg = small(amp="fp16", epochs=1, method="clora")
+    train.run(cfg, progress=False, log=lambda s: None)
+    assert len(made) == 1 and made[0].is_enabled()
+    steps = calls.count("step")
+    assert steps > 0 and calls.count("scale") == calls.count("update") == steps
+
+
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_autocast_learns_as_well_as_float32(amp):
     """bf16 autocast (the default on recent GPUs) and fp16 with loss scaling (the default on a T4) run on the CPU
@@ -147,6 +169,8 @@ def test_amp_auto_picks_bf16_only_where_the_gpu_has_bf16_tensor_cores(monkeypatc
     assert env.amp_dtype("auto", cuda) is torch.float16
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))   # H100 / H200
     assert env.amp_dtype("auto", cuda) is torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (6, 1))   # P40: no tensor cores
+    assert env.amp_dtype("auto", cuda) is None
     # only fp16 scales the loss
     assert [env.grad_scaler(cpu, d).is_enabled() for d in (None, torch.bfloat16, torch.float16)] == [False, False, True]
 

@@ -165,7 +165,8 @@ def test_readme_study_table_quotes_the_shipped_results():
         for bench, (acc, forgetting) in zip(("inverted", "fashion", "fashion_b4"), zip(cells[1::2], cells[2::2])):
             m = d[bench]["methods"][label]
             mean, std, share = re.fullmatch(r"([\d.]+) ± ([\d.]+)(?: \(([-+][\d.]+)\))?", acc).groups()
-            assert (float(mean), float(std)) == (round(m["test_last_mean"], 1), round(m["test_last_std"], 1)), (bench, label)
+            quoted, shipped = (float(mean), float(std)), (round(m["test_last_mean"], 1), round(m["test_last_std"], 1))
+            assert quoted == shipped, (bench, label)
             if share is not None:
                 assert float(share) == round(m["gap_fraction"], 2), (bench, label)
             if forgetting != "–":

@@ -192,8 +192,24 @@ def load_checkpoint(path: Path, device) -> dict:
     return blob
 
 
-def resume(out: Path, learner: Learner, stream: list, device, log) -> tuple[dict, int]:
-    """The progress saved in the latest checkpoint and the first task still to train (0 if none)."""
+def changed_state(learner: Learner, initial: dict) -> tuple[dict, list]:
+    """(the entries of learner's state dict that differ from `initial`, the names of those that do not).
+
+    initial: the state dict of the learner as built, before any training (on the CPU). A checkpoint keeps only
+    what training changed (adapters, head, class statistics; every weight for finetune): the frozen backbone
+    is rebuilt, bit for bit, from the same weights and seed on resume. ViT-B/16's frozen weights are 340 MB."""
+    state, same = {}, []
+    for k, v in learner.state_dict().items():
+        if k in initial and initial[k].shape == v.shape and torch.equal(initial[k], v.detach().cpu()):
+            same.append(k)
+        else:
+            state[k] = v
+    return state, same
+
+
+def resume(out: Path, learner: Learner, stream: list, device, log, initial: dict) -> tuple[dict, int]:
+    """The progress saved in the latest checkpoint and the first task still to train (0 if none). initial: the
+    learner's state as built (what the checkpoint's "unchanged" names refer to)."""
     ckpts = sorted((out / "checkpoints").glob("task_*.pt"))
     if not ckpts:
         return {k: [] for k in PROGRESS_KEYS}, 0
@@ -202,7 +218,9 @@ def resume(out: Path, learner: Learner, stream: list, device, log) -> tuple[dict
     for t in range(start):   # replay the bookkeeping of finished tasks (adapter resets, head ranges)
         learner.begin_task(t, stream[t])
     try:
-        learner.load_state_dict(blob["state"])
+        # what the checkpoint left out is what training never changed: the values the learner was built with
+        kept = {k: initial[k] for k in blob.get("unchanged", ()) if k in initial}
+        learner.load_state_dict({**kept, **blob["state"]})
     except RuntimeError as e:
         raise ConfigError(f"{ckpts[-1]} does not fit this run ({str(e).splitlines()[0]}): move it out of the "
                           "folder to redo the run, or use another --out") from None
@@ -236,6 +254,7 @@ def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=p
     learner = make_learner(vit.build(cfg.backbone, pretrained=cfg.pretrained), bench.num_classes, cfg).to(device)
     if out is not None:
         prepare_out(out, cfg)
+        initial = {k: v.detach().to("cpu", copy=True) for k, v in learner.state_dict().items()}
     amp_dtype = env.amp_dtype(cfg.amp, device)
     scaler = env.grad_scaler(device, amp_dtype)
     if cfg.compile:
@@ -243,7 +262,8 @@ def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=p
 
     joint = cfg.method == "joint"
     stream = [sum(bench.tasks, [])] if joint else bench.tasks   # joint: one task holding every class
-    state, start = resume(out, learner, stream, device, log) if out is not None else ({k: [] for k in PROGRESS_KEYS}, 0)
+    state, start = ({k: [] for k in PROGRESS_KEYS}, 0) if out is None else \
+        resume(out, learner, stream, device, log, initial)
     for t in range(start, len(stream)):
         torch.manual_seed(cfg.seed * 1000 + t)
         g = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + t)
@@ -275,7 +295,8 @@ def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=p
         state["task_seconds"].append(seconds)
         state["images_per_second"].append(images / seconds if seconds > 0 else 0.0)
         if out is not None:
-            blob = {"task": t, "state": learner.state_dict(), **state}
+            changed, unchanged = changed_state(learner, initial)
+            blob = {"task": t, "state": changed, "unchanged": unchanged, **state}
             atomic_write(out / "checkpoints" / f"task_{t:02d}.pt", lambda p: torch.save(blob, p))
             for old in sorted((out / "checkpoints").glob("task_*.pt"))[:-1]:
                 old.unlink()   # keep the last one: enough to resume, and small on disk

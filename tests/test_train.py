@@ -85,6 +85,33 @@ def test_results_on_disk_and_refusal_of_another_config(tmp_path):
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
+class Stop(Exception):
+    pass
+
+
+def stop_after_task_1(line):
+    if " task 2/" in line and line.endswith("saved"):
+        raise Stop
+
+
+@pytest.mark.parametrize("method", ["clora", "finetune", "lora_per_task", "inflora", "sdlora"])
+def test_checkpoints_keep_only_what_training_changed_and_resume_exactly(tmp_path, method):
+    """A checkpoint leaves out the frozen backbone weights (rebuilt from the same weights and seed on resume),
+    keeps every weight finetune trains, and a run resumed from it ends exactly where an uninterrupted one does,
+    for the learners that add branches per task (lora_per_task, InfLoRA, SD-LoRA) too."""
+    cfg = small(method=method, pretrained=True)
+    whole = train.run(cfg, tmp_path / "whole", progress=False, log=lambda s: None)
+    with pytest.raises(Stop):
+        train.run(cfg, tmp_path / "cut", progress=False, log=stop_after_task_1)
+    blob = torch.load(tmp_path / "cut" / "checkpoints" / "task_01.pt", weights_only=True)
+    frozen_weight = "backbone.blocks.0.fc1.weight"
+    assert (frozen_weight in blob["state"]) == (method == "finetune")
+    assert (frozen_weight in blob["unchanged"]) == (method != "finetune")
+    assert "head.weight" in blob["state"] and "class_mean" in blob["state"]
+    resumed = train.run(cfg, tmp_path / "cut", progress=False, log=lambda s: None)
+    assert resumed["acc_matrix"] == whole["acc_matrix"]
+
+
 def cli_run(out, *extra):
     return [sys.executable, "-m", "clora_lite", "run", "--method", "clora", "--benchmark", "synthetic",
             "--tasks", "4", "--classes", "8", "--train-per-class", "96", "--test-per-class", "10",

@@ -8,6 +8,7 @@ same files as an uninterrupted run (every task's randomness is seeded from (seed
 another config, or a damaged checkpoint, is refused in one line and left as it is.
 """
 import copy
+import hashlib
 import json
 import os
 import pickle
@@ -192,19 +193,63 @@ def load_checkpoint(path: Path, device) -> dict:
     return blob
 
 
-def changed_state(learner: Learner, initial: dict) -> tuple[dict, list]:
-    """(the entries of learner's state dict that differ from `initial`, the names of those that do not).
+def build_learner(cfg: Config, num_classes: int) -> Learner:
+    """The learner as a run starts it (on the CPU): backbone weights, adapters and head, seeded by cfg.seed.
+    Building it twice gives the same tensors, which is what lets checkpoints leave the frozen weights out."""
+    torch.manual_seed(cfg.seed)
+    return make_learner(vit.build(cfg.backbone, pretrained=cfg.pretrained), num_classes, cfg)
 
-    initial: the state dict of the learner as built, before any training (on the CPU). A checkpoint keeps only
-    what training changed (adapters, head, class statistics; every weight for finetune): the frozen backbone
-    is rebuilt, bit for bit, from the same weights and seed on resume. ViT-B/16's frozen weights are 340 MB."""
-    state, same = {}, []
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    return t.detach().cpu().contiguous().reshape(-1).view(torch.uint8)   # -0.0 and 0.0 differ, NaNs compare
+
+
+def fingerprint(t: torch.Tensor) -> str:
+    return hashlib.sha256(_bits(t).numpy().tobytes()).hexdigest()[:16]
+
+
+def changed_state(learner: Learner, initial: dict, prints: dict) -> tuple[dict, dict]:
+    """(the entries of learner's state dict that differ from `initial`, {name: fingerprint} of those that do not).
+
+    initial: the learner's state as built (on the CPU); prints: their fingerprints. A checkpoint keeps only what
+    training changed (adapters, head, class statistics; every weight for finetune): the frozen backbone is
+    rebuilt bit for bit from the same weights and seed (`build_learner`), and the fingerprints prove it was.
+    ViT-B/16's frozen weights are 344 MB."""
+    state, same = {}, {}
     for k, v in learner.state_dict().items():
-        if k in initial and initial[k].shape == v.shape and torch.equal(initial[k], v.detach().cpu()):
-            same.append(k)
+        if k in initial and initial[k].shape == v.shape and torch.equal(_bits(initial[k]), _bits(v)):
+            same[k] = prints[k]
         else:
             state[k] = v
     return state, same
+
+
+def restore(learner: Learner, blob: dict, initial: dict | None = None, path: Path | str = "checkpoint") -> None:
+    """Load a checkpoint into learner: its saved entries, and for the names it left out the values the learner
+    was built with (initial; by default the learner's own state, right for a freshly built one). A one-line
+    ConfigError when they do not fit, or when the rebuilt weights are not the ones the run was trained from."""
+    initial = {k: v.detach().cpu() for k, v in learner.state_dict().items()} if initial is None else initial
+    unchanged = blob.get("unchanged", {})
+    try:
+        for k, digest in unchanged.items():
+            if k not in initial or fingerprint(initial[k]) != digest:
+                raise RuntimeError(f"{k} is not the tensor this run was trained from (other weights, or another "
+                                   "torch version's initialisation)")
+        learner.load_state_dict({**{k: initial[k] for k in unchanged}, **blob["state"]})
+    except RuntimeError as e:
+        raise ConfigError(f"{path} does not fit this run ({str(e).splitlines()[0]}): move it out of the "
+                          "folder to redo the run, or use another --out") from None
+
+
+def load_learner(run_dir: Path | str, num_classes: int, device="cpu") -> Learner:
+    """The learner a run folder's latest checkpoint holds (after its last finished task), in eval mode: for
+    notebooks that look inside a finished run."""
+    run_dir = Path(run_dir)
+    cfg = Config.from_dict(json.loads((run_dir / "config.json").read_text()))
+    ckpt = sorted((run_dir / "checkpoints").glob("task_*.pt"))[-1]
+    learner = build_learner(cfg, num_classes)
+    restore(learner, load_checkpoint(ckpt, "cpu"), path=ckpt)
+    return learner.to(device).eval()
 
 
 def resume(out: Path, learner: Learner, stream: list, device, log, initial: dict) -> tuple[dict, int]:
@@ -217,13 +262,7 @@ def resume(out: Path, learner: Learner, stream: list, device, log, initial: dict
     start = blob["task"] + 1
     for t in range(start):   # replay the bookkeeping of finished tasks (adapter resets, head ranges)
         learner.begin_task(t, stream[t])
-    try:
-        # what the checkpoint left out is what training never changed: the values the learner was built with
-        kept = {k: initial[k] for k in blob.get("unchanged", ()) if k in initial}
-        learner.load_state_dict({**kept, **blob["state"]})
-    except RuntimeError as e:
-        raise ConfigError(f"{ckpts[-1]} does not fit this run ({str(e).splitlines()[0]}): move it out of the "
-                          "folder to redo the run, or use another --out") from None
+    restore(learner, blob, initial, ckpts[-1])
     log(f"{out}: resuming after task {start}")
     return {k: blob.get(k, []) for k in PROGRESS_KEYS}, start
 
@@ -250,11 +289,12 @@ def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=p
         return done
     # Everything that can fail on bad input (data, weights) happens before anything is written.
     bench = load_benchmark(cfg).to(device)
-    torch.manual_seed(cfg.seed)
-    learner = make_learner(vit.build(cfg.backbone, pretrained=cfg.pretrained), bench.num_classes, cfg).to(device)
+    learner = build_learner(cfg, bench.num_classes)
     if out is not None:
         prepare_out(out, cfg)
-        initial = {k: v.detach().to("cpu", copy=True) for k, v in learner.state_dict().items()}
+        initial = {k: v.detach().clone() for k, v in learner.state_dict().items()}   # still on the CPU
+        prints = {k: fingerprint(v) for k, v in initial.items()}
+    learner = learner.to(device)
     amp_dtype = env.amp_dtype(cfg.amp, device)
     scaler = env.grad_scaler(device, amp_dtype)
     if cfg.compile:
@@ -295,7 +335,7 @@ def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=p
         state["task_seconds"].append(seconds)
         state["images_per_second"].append(images / seconds if seconds > 0 else 0.0)
         if out is not None:
-            changed, unchanged = changed_state(learner, initial)
+            changed, unchanged = changed_state(learner, initial, prints)
             blob = {"task": t, "state": changed, "unchanged": unchanged, **state}
             atomic_write(out / "checkpoints" / f"task_{t:02d}.pt", lambda p: torch.save(blob, p))
             for old in sorted((out / "checkpoints").glob("task_*.pt"))[:-1]:

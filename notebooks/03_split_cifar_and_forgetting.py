@@ -267,16 +267,13 @@ raw_by_name = {r["label"]: r for r in raw}
 # checkpoint and count, for the test images of each task, which task the predicted class belongs to:
 
 # %%
-from clora_lite import vit
-from clora_lite.methods import make_learner
+from clora_lite.train import load_learner
 
 
-def load_final(run_dir, cfg):
-    """The learner as it was after the last task, rebuilt from the run folder's latest checkpoint."""
-    learner = make_learner(vit.build(cfg.backbone, pretrained=cfg.pretrained), bench.num_classes, cfg).to(device)
-    ckpt = sorted((run_dir / "checkpoints").glob("task_*.pt"))[-1]
-    learner.load_state_dict(torch.load(ckpt, map_location=device, weights_only=True)["state"])
-    return learner.eval()
+def load_final(run_dir):
+    """The learner as it was after the last task, rebuilt from the run folder's latest checkpoint (which holds
+    what training changed; `load_learner` rebuilds the rest from the same pre-trained weights)."""
+    return load_learner(run_dir, bench.num_classes, device)
 
 
 @torch.no_grad()
@@ -291,8 +288,8 @@ def predicted_task_share(learner):
                      for j in range(T)])
 
 
-shares = {"no alignment": predicted_task_share(load_final(OUT / "no_alignment" / "frozen", dataclasses.replace(base, method="frozen", align_head=False))),
-          "with alignment": predicted_task_share(load_final(OUT / "aligned" / "frozen", dataclasses.replace(base, method="frozen")))}
+shares = {"no alignment": predicted_task_share(load_final(OUT / "no_alignment" / "frozen")),
+          "with alignment": predicted_task_share(load_final(OUT / "aligned" / "frozen"))}
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
 for ax, (title, M) in zip(axes, shares.items()):
     viz.imshow(ax, M, "share of the task's test images (%)", 0, 100, fmt=".0f")
@@ -350,8 +347,8 @@ for n in names:
 
 # %%
 @torch.no_grad()
-def drift_by_task(run_dir, cfg, per_class=32):
-    learner = load_final(run_dir, cfg)
+def drift_by_task(run_dir, per_class=32):
+    learner = load_final(run_dir)
     out = []
     for t, labels in enumerate(bench.tasks):
         d = []
@@ -364,7 +361,7 @@ def drift_by_task(run_dir, cfg, per_class=32):
     return out
 
 
-drift = {n: drift_by_task(OUT / "aligned" / n, dataclasses.replace(base, method=n)) for n in ("frozen", "seq_lora", "finetune")}
+drift = {n: drift_by_task(OUT / "aligned" / n) for n in ("frozen", "seq_lora", "finetune")}
 fig, ax = plt.subplots(figsize=(6.5, 3.6))
 for i, (n, d) in enumerate(drift.items()):
     style = dict(ls="--", color="gray") if n == "frozen" else {}
@@ -414,8 +411,7 @@ for n, d in drift.items():
 comp = compare(["seq_lora"], dataclasses.replace(base, drift_ridge=1.0), OUT / "drift_compensated", progress=False)[0]
 
 # %%
-drift["seq_lora, compensated"] = drift_by_task(OUT / "drift_compensated" / "seq_lora",
-                                               dataclasses.replace(base, method="seq_lora", drift_ridge=1.0))
+drift["seq_lora, compensated"] = drift_by_task(OUT / "drift_compensated" / "seq_lora")
 fig, ax = plt.subplots(figsize=(6.5, 3.6))
 for i, n in enumerate(["seq_lora", "seq_lora, compensated"]):
     ax.plot(range(1, T + 1), drift[n], marker=viz.MARKERS[i], label=n)

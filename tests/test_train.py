@@ -110,6 +110,42 @@ def test_checkpoints_keep_only_what_training_changed_and_resume_exactly(tmp_path
     assert "head.weight" in blob["state"] and "class_mean" in blob["state"]
     resumed = train.run(cfg, tmp_path / "cut", progress=False, log=lambda s: None)
     assert resumed["acc_matrix"] == whole["acc_matrix"]
+    # bit for bit: the last checkpoint of both runs, and the learner load_learner rebuilds from it
+    a, b = (torch.load(tmp_path / d / "checkpoints" / "task_02.pt", weights_only=True) for d in ("whole", "cut"))
+    assert a["state"].keys() == b["state"].keys() and a["unchanged"] == b["unchanged"]
+    assert all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])
+    rebuilt = train.load_learner(tmp_path / "cut", 6).state_dict()
+    assert all(torch.equal(rebuilt[k], b["state"][k]) for k in b["state"])
+
+
+def test_resume_refuses_a_backbone_that_is_not_the_one_trained_from(tmp_path):
+    """The frozen weights are rebuilt, not saved: if they changed since (other shipped weights, another torch's
+    initialisation), resuming would silently mix old adapters with a new backbone. The fingerprints refuse it."""
+    cfg = small(method="clora", pretrained=True)
+    with pytest.raises(Stop):
+        train.run(cfg, tmp_path / "cut", progress=False, log=stop_after_task_1)
+    ckpt = tmp_path / "cut" / "checkpoints" / "task_01.pt"
+    blob = torch.load(ckpt, weights_only=True)
+    blob["unchanged"]["backbone.blocks.0.fc1.weight"] = "0" * 16   # as if the shipped weights had been retrained
+    torch.save(blob, ckpt)
+    before = ckpt.read_bytes()
+    with pytest.raises(ConfigError, match="task_01.pt does not fit this run .*blocks.0.fc1.weight is not the tensor"):
+        train.run(cfg, tmp_path / "cut", progress=False, log=lambda s: None)
+    assert ckpt.read_bytes() == before
+
+
+def test_a_full_checkpoint_from_before_still_resumes(tmp_path):
+    """Checkpoints written before they left the frozen weights out hold the whole state dict and no "unchanged"."""
+    cfg = small(method="clora", pretrained=True)
+    whole = train.run(cfg, tmp_path / "whole", progress=False, log=lambda s: None)
+    with pytest.raises(Stop):
+        train.run(cfg, tmp_path / "cut", progress=False, log=stop_after_task_1)
+    ckpt = tmp_path / "cut" / "checkpoints" / "task_01.pt"
+    blob = torch.load(ckpt, weights_only=True)
+    learner = train.build_learner(cfg, 6)
+    train.restore(learner, blob)
+    torch.save({**{k: v for k, v in blob.items() if k != "unchanged"}, "state": learner.state_dict()}, ckpt)
+    assert train.run(cfg, tmp_path / "cut", progress=False, log=lambda s: None)["acc_matrix"] == whole["acc_matrix"]
 
 
 def cli_run(out, *extra):

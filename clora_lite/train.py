@@ -110,12 +110,12 @@ def evaluate(learner: Learner, bench: data.Benchmark, seen: int, device, eval_ba
 
 
 def train_task(learner: Learner, x: torch.Tensor, y: torch.Tensor, cfg: Config, desc: str, hflip: bool,
-               g: torch.Generator, amp_dtype, progress: bool, lr_scale: float = 1.0,
-               scaler: torch.amp.GradScaler | None = None) -> tuple[float, int]:
+               g: torch.Generator, amp_dtype, scaler: torch.amp.GradScaler, progress: bool,
+               lr_scale: float = 1.0) -> tuple[float, int]:
     """cfg.epochs over (x uint8 (N, 3, H, W), y (N,)) with a fresh AdamW and cosine schedule, full batches only
     (static shapes); every group but the head's (group 0) at lr_scale times its lr. amp_dtype: the autocast dtype
-    (None: float32); fp16 scales the loss with `scaler` (pass the run's one scaler, so that each task starts at
-    the scale the last one found). Returns (seconds, images seen)."""
+    (None: float32); fp16 scales the loss with `scaler` (env.grad_scaler: the run's one scaler, so that each
+    task starts at the scale the last one found). Returns (seconds, images seen)."""
     device = y.device
     learner.train()
     groups = learner.param_groups()
@@ -125,7 +125,6 @@ def train_task(learner: Learner, x: torch.Tensor, y: torch.Tensor, cfg: Config, 
     steps_per_epoch = max(1, len(y) // cfg.batch)
     total = steps_per_epoch * cfg.epochs
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(total, 1))
-    scaler = scaler or env.grad_scaler(device, amp_dtype)
     t0 = time.perf_counter()
     bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
     for step in range(total):
@@ -204,35 +203,41 @@ def _bits(t: torch.Tensor) -> torch.Tensor:
     return t.detach().cpu().contiguous().reshape(-1).view(torch.uint8)   # -0.0 and 0.0 differ, NaNs compare
 
 
-def fingerprint(t: torch.Tensor) -> str:
-    return hashlib.sha256(_bits(t).numpy().tobytes()).hexdigest()[:16]
+def fingerprint(initial: dict, prints: dict, k: str) -> str:
+    """A short sha256 of initial[k]'s bits, computed once per name (prints is the cache)."""
+    if k not in prints:
+        prints[k] = hashlib.sha256(_bits(initial[k]).numpy().tobytes()).hexdigest()[:16]
+    return prints[k]
 
 
 def changed_state(learner: Learner, initial: dict, prints: dict) -> tuple[dict, dict]:
     """(the entries of learner's state dict that differ from `initial`, {name: fingerprint} of those that do not).
 
-    initial: the learner's state as built (on the CPU); prints: their fingerprints. A checkpoint keeps only what
-    training changed (adapters, head, class statistics; every weight for finetune): the frozen backbone is
+    initial: the learner's state as built (on the CPU); prints: the fingerprint cache. A checkpoint keeps only
+    what training changed (adapters, head, class statistics; every weight for finetune): the frozen backbone is
     rebuilt bit for bit from the same weights and seed (`build_learner`), and the fingerprints prove it was.
     ViT-B/16's frozen weights are 344 MB."""
     state, same = {}, {}
     for k, v in learner.state_dict().items():
         if k in initial and initial[k].shape == v.shape and torch.equal(_bits(initial[k]), _bits(v)):
-            same[k] = prints[k]
+            same[k] = fingerprint(initial, prints, k)
         else:
             state[k] = v
     return state, same
 
 
-def restore(learner: Learner, blob: dict, initial: dict | None = None, path: Path | str = "checkpoint") -> None:
+def restore(learner: Learner, blob: dict, initial: dict | None = None, prints: dict | None = None,
+            path: Path | str = "checkpoint") -> None:
     """Load a checkpoint into learner: its saved entries, and for the names it left out the values the learner
-    was built with (initial; by default the learner's own state, right for a freshly built one). A one-line
-    ConfigError when they do not fit, or when the rebuilt weights are not the ones the run was trained from."""
+    was built with (initial; by default the learner's own state, right for a freshly built one; prints: their
+    fingerprint cache). A one-line ConfigError when they do not fit, or when the rebuilt weights are not the
+    ones the run was trained from."""
     initial = {k: v.detach().cpu() for k, v in learner.state_dict().items()} if initial is None else initial
+    prints = {} if prints is None else prints
     unchanged = blob.get("unchanged", {})
     try:
         for k, digest in unchanged.items():
-            if k not in initial or fingerprint(initial[k]) != digest:
+            if k not in initial or fingerprint(initial, prints, k) != digest:
                 raise RuntimeError(f"{k} is not the tensor this run was trained from (other weights, or another "
                                    "torch version's initialisation)")
         learner.load_state_dict({**{k: initial[k] for k in unchanged}, **blob["state"]})
@@ -252,9 +257,9 @@ def load_learner(run_dir: Path | str, num_classes: int, device="cpu") -> Learner
     return learner.to(device).eval()
 
 
-def resume(out: Path, learner: Learner, stream: list, device, log, initial: dict) -> tuple[dict, int]:
+def resume(out: Path, learner: Learner, stream: list, device, log, initial: dict, prints: dict) -> tuple[dict, int]:
     """The progress saved in the latest checkpoint and the first task still to train (0 if none). initial: the
-    learner's state as built (what the checkpoint's "unchanged" names refer to)."""
+    learner's state as built (what the checkpoint's "unchanged" names refer to); prints: its fingerprint cache."""
     ckpts = sorted((out / "checkpoints").glob("task_*.pt"))
     if not ckpts:
         return {k: [] for k in PROGRESS_KEYS}, 0
@@ -262,7 +267,7 @@ def resume(out: Path, learner: Learner, stream: list, device, log, initial: dict
     start = blob["task"] + 1
     for t in range(start):   # replay the bookkeeping of finished tasks (adapter resets, head ranges)
         learner.begin_task(t, stream[t])
-    restore(learner, blob, initial, ckpts[-1])
+    restore(learner, blob, initial, prints, ckpts[-1])
     log(f"{out}: resuming after task {start}")
     return {k: blob.get(k, []) for k in PROGRESS_KEYS}, start
 
@@ -293,7 +298,7 @@ def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=p
     if out is not None:
         prepare_out(out, cfg)
         initial = {k: v.detach().clone() for k, v in learner.state_dict().items()}   # still on the CPU
-        prints = {k: fingerprint(v) for k, v in initial.items()}
+        prints = {}   # fingerprints of initial, computed when a checkpoint first needs one
     learner = learner.to(device)
     amp_dtype = env.amp_dtype(cfg.amp, device)
     scaler = env.grad_scaler(device, amp_dtype)
@@ -303,7 +308,7 @@ def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=p
     joint = cfg.method == "joint"
     stream = [sum(bench.tasks, [])] if joint else bench.tasks   # joint: one task holding every class
     state, start = ({k: [] for k in PROGRESS_KEYS}, 0) if out is None else \
-        resume(out, learner, stream, device, log, initial)
+        resume(out, learner, stream, device, log, initial, prints)
     for t in range(start, len(stream)):
         torch.manual_seed(cfg.seed * 1000 + t)
         g = torch.Generator(device=device).manual_seed(cfg.seed * 1000 + t)
@@ -317,7 +322,7 @@ def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=p
         learner.prepare_task(lambda: (learner.backbone.prepare(xb) for xb in x.split(cfg.eval_batch)))
         warm = cfg.first_lr_scale if t == 0 and not joint else 1.0   # joint, the reference, trains at lr
         seconds, images = train_task(learner, x, y, cfg, f"{cfg.method} task {t + 1}/{len(stream)}", bench.hflip,
-                                     g, amp_dtype, progress, warm, scaler)
+                                     g, amp_dtype, scaler, progress, warm)
         if out is not None:   # before end_task: R_delta still holds this task's routing
             tensors = adapter_tensors(learner)
             atomic_write(out / "adapters" / f"task_{t:02d}.pt", lambda p: torch.save(tensors, p))

@@ -114,20 +114,19 @@ def tune(bench: str, out: Path, labels, seeds=(0,)) -> dict:
     return chosen
 
 
-def settings_for(label: str, chosen: dict) -> tuple[str, dict]:
-    """(method, settings) of a study row: its own chosen setting, or for an ablation the ones it borrows."""
+def row_config(bench: str, seed: int, label: str, chosen: dict) -> Config:
+    """A study row's run: its own chosen setting, or for an ablation the ones it borrows."""
     if label in TUNED:
-        return TUNED[label][0], chosen[label]
+        return config_for(bench, seed, TUNED[label][0], chosen[label])
     method, make = ABLATIONS[label]
-    return method, make(chosen)
+    return config_for(bench, seed, method, make(chosen))
 
 
 def study(bench: str, seeds, out: Path, labels, chosen: dict) -> None:
     for seed in seeds:
         for label in labels:
-            method, settings = settings_for(label, chosen)
             folder = out / bench / f"seed{seed}" / label
-            cfg = config_for(bench, seed, method, settings)
+            cfg = row_config(bench, seed, label, chosen)
             if (folder / "config.json").exists() and json.loads((folder / "config.json").read_text()) != cfg.to_dict():
                 print(f"{folder}: settings changed (a new choice on validation): run again", flush=True)
                 shutil.rmtree(folder)
@@ -155,7 +154,7 @@ def summarize(out: Path) -> dict:
             stale = r["seed"] in tune_seeds
             if chosen and bdir.name in BENCHES and label in ORDER and not stale:
                 try:
-                    stale = r["config"] != config_for(bdir.name, r["seed"], *settings_for(label, chosen)).to_dict()
+                    stale = r["config"] != row_config(bdir.name, r["seed"], label, chosen).to_dict()
                 except KeyError:   # a label whose setting was never chosen
                     stale = True
             if stale:

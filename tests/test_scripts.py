@@ -162,7 +162,9 @@ def test_readme_study_table_quotes_the_shipped_results():
         cells = [c.strip() for c in line.strip("|").split("|")]
         label = names.get(cells[0], re.sub(r"[*]", "", cells[0]).split(" ")[0])
         seen.add(label)
-        for bench, (acc, forgetting) in zip(("inverted", "fashion", "fashion_b4"), zip(cells[1::2], cells[2::2])):
+        assert len(cells) == 9, line   # a label and (Last-Acc, forgetting) for each of the 4 protocols
+        for bench, (acc, forgetting) in zip(("inverted", "fashion", "fashion_1k", "fashion_b4"),
+                                            zip(cells[1::2], cells[2::2])):
             m = d[bench]["methods"][label]
             mean, std, share = re.fullmatch(r"([\d.]+) ± ([\d.]+)(?: \(([-+][\d.]+)\))?", acc).groups()
             quoted, shipped = (float(mean), float(std)), (round(m["test_last_mean"], 1), round(m["test_last_std"], 1))

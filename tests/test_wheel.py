@@ -14,7 +14,7 @@ assert pathlib.Path(clora_lite.__file__).parent.parent == pathlib.Path(sys.argv[
 weights = env.shipped_file(vit.TINY_WEIGHTS)
 assert weights.is_relative_to(sys.argv[1]) and weights.exists(), weights
 study = env.shipped_file("headroom_study.json")   # chapter 04 loads the headroom study's results on Colab
-assert study.is_relative_to(sys.argv[1]) and set(json.loads(study.read_text())) == {"fashion", "fashion_b4", "inverted"}, study
+assert study.is_relative_to(sys.argv[1]) and set(json.loads(study.read_text())) == {"fashion", "fashion_1k", "fashion_b4", "inverted"}, study
 cfg = Config(method="clora", tasks=2, classes=4, train_per_class=16, test_per_class=4, epochs=1, batch=8,
              device="cpu", align_steps=5)
 r = run(cfg, "out", progress=False, log=lambda s: None)

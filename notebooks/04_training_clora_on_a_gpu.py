@@ -561,7 +561,8 @@ def protocol(sizes):
 
 
 cols = 2 if len(PANELS) == 4 else len(PANELS)
-fig, axes = plt.subplots(-(-len(PANELS) // cols), cols, figsize=(6 * cols, 5 * -(-len(PANELS) // cols)))
+rows = -(-len(PANELS) // cols)
+fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 5 * rows))
 for ax, bench_name in zip(np.atleast_1d(axes).flat, PANELS):
     d = study[bench_name]
     ms = d["methods"]

@@ -97,6 +97,10 @@ def run_one(cfg: Config, bench: str, out: Path) -> dict:
     return r
 
 
+def read_json(path: Path, default):
+    return json.loads(path.read_text()) if path.exists() else default
+
+
 def tune_folder(out: Path, bench: str, seed: int, label: str, setting: dict) -> Path:
     return out / bench / ("tune" if seed == 0 else f"tune_seed{seed}") / label / setting_name(setting)
 
@@ -104,10 +108,10 @@ def tune_folder(out: Path, bench: str, seed: int, label: str, setting: dict) -> 
 def tune(bench: str, out: Path, labels, seeds=(0,)) -> dict:
     """{label: chosen settings}, each the best mean validation Last-Acc of its grid over the tuning seeds."""
     path = out / bench / "chosen.json"
-    chosen = json.loads(path.read_text()) if path.exists() else {}
+    chosen = read_json(path, {})
     path.parent.mkdir(parents=True, exist_ok=True)
     seeds_path = out / bench / "tune_seeds.json"   # {label: its tuning seeds}: a later call may retune only some
-    tuned_on = json.loads(seeds_path.read_text()) if seeds_path.exists() else {}
+    tuned_on = read_json(seeds_path, {})
     for label in labels:
         method, grid = TUNED[label]
         scores = [(statistics.mean(run_one(config_for(bench, seed, method, s), bench,
@@ -150,8 +154,7 @@ def summarize(out: Path) -> dict:
     """Read every runs/study/<bench>/seed<S>/<label>/results.json; write summary.json and table.md."""
     summary = {}
     for bdir in sorted(p for p in out.iterdir() if p.is_dir()):
-        chosen = json.loads((bdir / "chosen.json").read_text()) if (bdir / "chosen.json").exists() else {}
-        tuned_on = json.loads((bdir / "tune_seeds.json").read_text()) if (bdir / "tune_seeds.json").exists() else {}
+        chosen, tuned_on = read_json(bdir / "chosen.json", {}), read_json(bdir / "tune_seeds.json", {})
         tune_seeds = sorted({s for seeds in tuned_on.values() for s in seeds} or {0})
         rows = {}
         for res in sorted(bdir.glob("seed*/*/results.json")):

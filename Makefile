@@ -19,6 +19,6 @@ notebooks:
 	  jupytext --to ipynb --update -q "$$f" && \
 	  CLORA_SMOKE=1 PLOTLY_RENDERER=plotly_mimetype jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=600 "$${f%.py}.ipynb" </dev/null && \
-	  $(PY) -m clora_lite.settings strip-widget-state "$${f%.py}.ipynb" || exit 1; done
+	  $(PY) -m clora_lite.notebook strip-widget-state "$${f%.py}.ipynb" || exit 1; done
 
 .PHONY: notebooks

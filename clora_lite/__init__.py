@@ -1,11 +1,24 @@
 """clora_lite: a small teaching kit and reference implementation of C-LoRA
-("C-LoRA: Continual Low-Rank Adaptation for Pre-trained Models", Zhang, Bai, Yang, Liang, 2025)."""
-from .lora import LoRALinear
-from .clora import CLoRALinear, from_loras
-from .adapters import add_adapters, adapters_of, consolidate, merge_adapters, orthogonality_loss, remove_adapters
-from . import vit  # clora_lite.vit.build(...) after a plain `import clora_lite`
-from . import methods  # first, so that methods.py (which registers peers.py's learners) loads before peers.py
+("C-LoRA: Continual Low-Rank Adaptation for Pre-trained Models", Zhang, Bai, Yang, Liang, 2025).
 
+The layers, each importing only those listed before it:
+    errors, env, notebook    bottom: errors, paths / device / autocast, the notebooks' toggles
+    adapters/                the paper: LoRA, C-LoRA, add / merge / remove (open this folder first)
+    benchmarks/              task streams: synthetic, Fashion-MNIST, CIFAR, your own images
+    backbone/                the ViT, its input pipeline, pre-training of the small ViT
+    methods/                 the continual learners: baselines, C-LoRA, InfLoRA, SD-LoRA
+    continual/               settings and presets, the loop, run folders (checkpoints, resume), metrics
+    inside/                  looking inside a run: analysis, figures, explorers
+    compare, throughput, cli top: several methods at once, the throughput benchmark, the command line
+"""
 __version__ = "0.1.0"
+
+from .adapters import (CLoRALinear, LoRALinear, add_adapters, adapters_of, consolidate, from_loras,
+                       merge_adapters, orthogonality_loss, remove_adapters, snapshot)
+from .backbone import vit   # clora_lite.vit.build(...) after a plain `import clora_lite`
+from .continual import Config, load_benchmark, load_learner, run
+from .compare import compare
+
 __all__ = ["LoRALinear", "CLoRALinear", "from_loras", "add_adapters", "adapters_of", "consolidate",
-           "merge_adapters", "orthogonality_loss", "remove_adapters"]
+           "merge_adapters", "orthogonality_loss", "remove_adapters", "snapshot", "vit", "Config", "run",
+           "compare", "load_benchmark", "load_learner"]

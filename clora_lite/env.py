@@ -1,11 +1,15 @@
-"""Where things live and what runs them: the shipped weights, the download folder, the device, autocast.
+"""Where things live and what runs them: the shipped weights, the download folder, atomic writes, the device,
+autocast.
 
-The bottom of the kit's import graph: it imports nothing else from clora_lite.
+The bottom of the kit's import graph, with errors.py.
 """
+import json
 import os
 from pathlib import Path
 
 import torch
+
+from .errors import DeviceUnavailable
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -24,8 +28,16 @@ def data_dir() -> Path:
     return Path(os.environ.get("CLORA_DATA") or Path.home() / ".cache" / "clora_lite").expanduser()
 
 
-class DeviceUnavailable(ValueError):
-    """The device asked for is not on this machine. The message is one line."""
+def atomic_write(path: Path, write) -> None:
+    """write(tmp_path) then rename: a reader never sees half a file, a crash never leaves one."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj) -> None:
+    atomic_write(path, lambda p: p.write_text(json.dumps(obj, indent=1)))
 
 
 def resolve_device(name: str) -> torch.device:

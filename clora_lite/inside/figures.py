@@ -13,7 +13,7 @@ from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 from . import analysis as an
-from .viz import heatmap, imshow, plot_params, side_by_side, task_ticks
+from .plots import heatmap, imshow, plot_params, side_by_side, task_ticks
 
 if TYPE_CHECKING:   # for annotations only: plotly is imported where a plotly figure is made
     import plotly.graph_objects as go
@@ -196,10 +196,10 @@ def save_inside_figures(run_dirs: dict, out: Path, bench=None, per_task: int = 3
     last task), interference.png (needs the test images: `bench` if given, else the benchmark is re-read from
     the first run's config; `per_task` images per task), stored_params.png. Returns the paths written.
     k: subspace size for the overlap (default: the runs' rank)."""
-    from . import vit
+    from ..backbone import vit
     out = Path(out)
     runs = {n: an.load_run(p, n) for n, p in run_dirs.items()}
-    runs = {n: r for n, r in runs.items() if an.has_adapters(r) and r.tasks > 1}
+    runs = {n: r for n, r in runs.items() if an.has_adapters(r) and r.num_tasks > 1}
     if not runs:
         return []
     paths, first = [], next(iter(runs.values()))
@@ -210,14 +210,14 @@ def save_inside_figures(run_dirs: dict, out: Path, bench=None, per_task: int = 3
     paths.append(_save(plot_overlap(by_side, chance), out / "overlap.png"))
     routed = {n: an.routing_history(r)[r.layers[0]] for n, r in runs.items() if f"{r.layers[0]}.R_old" in r.snapshots[0]}
     if routed:
-        paths.append(_save(plot_routing(routed, first.tasks - 1), out / "routing.png"))
+        paths.append(_save(plot_routing(routed, first.num_tasks - 1), out / "routing.png"))
     base = vit.build(first.config["backbone"], pretrained=first.config.get("pretrained", False))
     images = an.task_images(bench, base, per_task) if bench is not None else an.task_images_of(first.config, base, per_task)
     inter = {n: an.interference(r, base, images)[1] for n, r in runs.items()}
     paths.append(_save(plot_interference(inter), out / "interference.png"))
     shapes = an.layer_shapes(first)
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    plot_params(an.stored_adapter_params(shapes, first.config.get("rank", 8), max(10, first.tasks)), ax)
+    plot_params(an.stored_adapter_params(shapes, first.config.get("rank", 8), max(10, first.num_tasks)), ax)
     fig.tight_layout()
     paths.append(_save(fig, out / "stored_params.png"))
     return paths

@@ -1,4 +1,5 @@
-"""`python -m clora_lite bench`: training throughput with synthetic inputs (no downloads), model FLOPs per
+"""The throughput benchmark, `python -m clora_lite bench` (not to be confused with a Benchmark, a task stream):
+training throughput with synthetic inputs (no downloads), model FLOPs per
 image and achieved TFLOP/s, so efficiency can be judged against the hardware's peak.
 
 Model FLOPs of one training image, in multiples of the backbone's forward pass (2 FLOPs per multiply-add):
@@ -11,14 +12,16 @@ import time
 
 import torch
 
-from . import env, vit
-from .config import Config, ConfigError, check
+from . import env
+from .backbone import vit
+from .continual.config import Config, check
+from .errors import ConfigError
 from .methods import make_learner
 
 TRAIN_FLOPS_MULTIPLE = {"frozen": 1, "seq_lora": 2, "clora": 2, "finetune": 3}
 
 
-def bench(backbone=None, batch=128, steps=20, method="clora", rank=8, device="auto", amp="auto",
+def measure_throughput(backbone=None, batch=128, steps=20, method="clora", rank=8, device="auto", amp="auto",
           compile=False, peak_tflops=None, log=print) -> dict:
     dev = env.resolve_device(device)
     backbone = backbone or ("vit_b16" if dev.type == "cuda" else "vit_tiny")

@@ -63,8 +63,8 @@ def strip_widget_state(path) -> None:
     nbformat.write(nb, path)
 
 
-if __name__ == "__main__":   # python -m clora_lite.settings strip-widget-state NOTEBOOK.ipynb
+if __name__ == "__main__":   # python -m clora_lite.notebook strip-widget-state NOTEBOOK.ipynb
     import sys
     if len(sys.argv) != 3 or sys.argv[1] != "strip-widget-state":
-        sys.exit("usage: python -m clora_lite.settings strip-widget-state NOTEBOOK.ipynb")
+        sys.exit("usage: python -m clora_lite.notebook strip-widget-state NOTEBOOK.ipynb")
     strip_widget_state(sys.argv[2])

@@ -1,8 +1,21 @@
-"""What a layer reads: per-layer input covariances and a protected input basis that grows task by task.
+"""InfLoRA (Liang & Li, CVPR 2024), read from the official code (liangyanshuo/InfLoRA, methods/inflora.py,
+models/vit_inflora.py). What the kit changes, and why:
+- one LoRALinear per target, and "a new branch per task" is run as: merge the previous branch into W0, then
+  design a fresh A and zero B. Summing frozen old branches is the same function and the same gradients
+  (as lora_per_task does); the protected basis is kept per adapted layer (k and v read the same input, so
+  their bases are equal; the official code keeps one per block).
+- the input covariance is measured on the task's images without augmentation (the official code reuses the
+  augmented training loader); A is designed once from that, B trained from 0, exactly as there.
+- the optimiser, learning rate, epochs and batch are the kit's (AdamW with a cosine schedule, the same budget
+  for every method), and the head is the kit's: one head with the current task's logits only (the official
+  per-task heads concatenated are the same thing), with the kit's head alignment on for every method alike
+  (the official base method has none; its `inflora_ca` variant has one).
+- targets k and v as in the official code (cfg.targets, which other methods use, is ignored); scale 1, A's rows
+  orthonormal / sqrt(3) as there.
+- the protected basis is stored zero-padded to (d_in, d_in) in the buffer `input_basis` (fixed shape, so it is
+  saved in checkpoints and resumes), not as the official list of numpy bases with a DualGPM complement.
 
-Used by InfLoRA (peers.py) and by the kit's input-protecting C-LoRA extension. Read from InfLoRA's official code
-(liangyanshuo/InfLoRA, methods/inflora.py and models/vit_inflora.py) and rewritten for this kit:
-
+What a layer reads (from the same official code, rewritten for this kit):
 - `input_covariances`: for each adapted layer, the uncentred covariance C = (1/n) sum_x x x^T over every token
   x (d_in,) that reaches the layer while the model sees a task's images (forward hooks). InfLoRA collects it
   at the attention block's input after norm1: the same tensor k and v read, so it is the same C for both.
@@ -19,6 +32,10 @@ import functools
 
 import torch
 from torch import nn
+
+from ..adapters import LoRALinear
+from ..errors import NeedsTaskData
+from .base import Learner
 
 
 def one_thread(fn):
@@ -137,3 +154,62 @@ def design_down_projection(C: torch.Tensor, M: torch.Tensor, rank: int) -> torch
     only what earlier tasks' inputs did not hold, so on old inputs it adds (almost) nothing."""
     U, _, _ = torch.linalg.svd(project_off(C.double(), M.double()))
     return U[:, :rank].T / 3 ** 0.5
+
+
+def _add_protected_buffer(m: nn.Module) -> None:
+    """m.input_basis (d_in, d_in): the protected input basis M in its first columns, zeros after (fixed shape)."""
+    d = m.base.in_features
+    m.register_buffer("input_basis", torch.zeros(d, d, device=m.base.weight.device, dtype=m.base.weight.dtype))
+
+
+def _grow_protected(layers: dict, covs: dict, threshold: float) -> None:
+    """For each layer: M <- grow_basis(M, C, threshold), stored zero-padded in its `input_basis` buffer."""
+    for name, m in layers.items():
+        M = grow_basis(basis_of(m.input_basis).double(), covs[name], threshold)
+        m.input_basis.copy_(padded(M, m.input_basis.shape[0]).to(m.input_basis.dtype))
+
+
+class InfLoRA(Learner):
+    """InfLoRA: per task a k/v branch whose A is designed from the task's inputs off the protected subspace and
+    frozen; only B (from 0) and the head train. Old branches are folded into W0."""
+    layer, targets, folds_into_base = LoRALinear, ("k", "v"), True
+
+    def __init__(self, backbone, num_classes, cfg):
+        super().__init__(backbone, num_classes, cfg)
+        for m in self.adapters.values():
+            m.lora_A.requires_grad_(False)   # designed, never trained
+            _add_protected_buffer(m)
+        self.batches = None
+
+    def layer_options(self, cfg):
+        return dict(alpha=cfg.rank)   # scale 1, as there
+
+    def begin_task(self, t, labels):
+        super().begin_task(t, labels)
+        self.batches = None
+        if t == 0:
+            return
+        for m in self.adapters.values():   # the previous branch joins W0; the new one starts at B = 0
+            m.fold_into_base(reinit_A=False)   # A is designed in prepare_task
+
+    @torch.no_grad()
+    def prepare_task(self, batches):
+        """Design A for every adapted layer from this task's inputs (the model as it is: B = 0)."""
+        self.batches = batches
+        covs = input_covariances(self.backbone, self.adapters, batches())
+        for name, m in self.adapters.items():
+            A = design_down_projection(covs[name], basis_of(m.input_basis), m.rank)
+            m.lora_A.copy_(A.to(m.lora_A.dtype))
+            m.lora_B.zero_()
+
+    def param_groups(self):
+        if self.batches is None:
+            raise NeedsTaskData("inflora needs the task's images before training: call learner.prepare_task(batches) after begin_task")
+        return [{"params": list(self.head.parameters()), "lr": self.cfg.head_lr},
+                {"params": [m.lora_B for m in self.adapters.values()], "lr": self.cfg.lr}]
+
+    @torch.no_grad()
+    def end_task(self):
+        """Grow each layer's protected basis by the trained model's inputs on this task (threshold 0.95 -> 1)."""
+        covs = input_covariances(self.backbone, self.adapters, self.batches())
+        _grow_protected(self.adapters, covs, threshold_at(self.t, self.cfg.tasks))

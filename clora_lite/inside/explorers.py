@@ -1,4 +1,4 @@
-"""Interactive explorers (ipywidgets 8): thin widget code over the tested figure functions of viz and viz_inside.
+"""Interactive explorers (ipywidgets 8): thin widget code over the tested figure functions of viz and figures.
 
 Each explorer holds a row of controls (method A and B side by side, adapted block and projection, a task slider
 with continuous_update=False) and plotly views; a control change recomputes the figure from cached analysis
@@ -19,8 +19,8 @@ import ipywidgets as widgets
 import numpy as np
 
 from . import analysis as an
-from . import viz, viz_inside
-from .settings import plotly_renderer
+from . import figures, plots
+from ..notebook import plotly_renderer
 
 ALL = "all (mean)"
 
@@ -128,13 +128,13 @@ class OverlapExplorer(Explorer):
         return out
 
     def chance(self) -> float:
-        return viz_inside.chance_overlap(self.runs[self.a.value], self.k, self.side.value)
+        return figures.chance_overlap(self.runs[self.a.value], self.k, self.side.value)
 
     def draw(self):
-        return [viz_inside.overlap_figure(self.matrices(), self.side.value, self.chance())]
+        return [figures.overlap_figure(self.matrices(), self.side.value, self.chance())]
 
     def static(self):
-        return viz_inside.plot_overlap({self.side.value: self.matrices()}, {self.side.value: self.chance()})
+        return figures.plot_overlap({self.side.value: self.matrices()}, {self.side.value: self.chance()})
 
 
 class RoutingExplorer(Explorer):
@@ -161,10 +161,10 @@ class RoutingExplorer(Explorer):
         return out
 
     def draw(self):
-        return [viz_inside.routing_figure(self.layer_views(), self.task.value - 1)]
+        return [figures.routing_figure(self.layer_views(), self.task.value - 1)]
 
     def static(self):
-        return viz_inside.plot_routing(self.layer_views(), self.task.value - 1)
+        return figures.plot_routing(self.layer_views(), self.task.value - 1)
 
 
 class InterferenceExplorer(Explorer):
@@ -191,10 +191,10 @@ class InterferenceExplorer(Explorer):
         return out
 
     def draw(self):
-        return [viz_inside.interference_figure(self.matrices())]
+        return [figures.interference_figure(self.matrices())]
 
     def static(self):
-        return viz_inside.plot_interference(self.matrices())
+        return figures.plot_interference(self.matrices())
 
 
 class ForgettingExplorer(Explorer):
@@ -204,7 +204,7 @@ class ForgettingExplorer(Explorer):
 
     def __init__(self, all_results: list):
         self.results = list(all_results)
-        self.by_label = {viz.label(r): r for r in self.results}
+        self.by_label = {plots.label(r): r for r in self.results}
         compared = [n for n, r in self.by_label.items() if r["method"] not in ("frozen", "joint")]
         if not compared:
             raise ValueError("no continual run among the results (only frozen / joint)")
@@ -217,7 +217,7 @@ class ForgettingExplorer(Explorer):
     def draw(self):
         refs = [r for r in self.results if r["method"] in ("frozen", "joint")]
         pair = [self.by_label[n] for n in _pair(self.a, self.b)]
-        return [viz.forgetting_figure(self.results, self.task.value - 1), viz.acc_matrix_figure(pair + refs)]
+        return [plots.forgetting_figure(self.results, self.task.value - 1), plots.acc_matrix_figure(pair + refs)]
 
     def static(self):
-        return viz.plot_forgetting(self.results, self.task.value - 1).figure
+        return plots.plot_forgetting(self.results, self.task.value - 1).figure

@@ -1,6 +1,6 @@
 """Figures of accuracy, forgetting and storage: matplotlib for the PNGs a run writes, plotly for the explorers.
 
-Conventions shared with viz_inside.py: tasks are numbered from 1 on every axis; a results dict is a run's
+Conventions shared with figures.py: tasks are numbered from 1 on every axis; a results dict is a run's
 results.json (method, acc_matrix: T ragged rows in percent, seen_acc), optionally with a "label" for the legend.
 Wherever accuracies of methods are compared, the frozen backbone (method "frozen") is drawn dashed grey and the
 joint upper bound (method "joint", one row holding every task) dotted black, when those results are passed in.
@@ -17,7 +17,6 @@ from .analysis import acc_matrix
 if TYPE_CHECKING:   # for annotations only: plotly is imported where a plotly figure is made
     import plotly.graph_objects as go
 
-acc_matrix_array = acc_matrix   # the name earlier versions used
 MARKERS = "osD^vP*Xh<>"
 
 

@@ -12,8 +12,7 @@ Each is a folder of the four original IDX files (gzipped or not). With `download
 Colab) torchvision fetches them into DATA_DIR; offline and absent, a one-line DatasetMissing says how to get them.
 
 Images: 28x28 -> zero-padded to 32x32 (the kit's resolution; no resampling of the pixels), repeated to 3
-channels, uint8 (N, 3, 32, 32). Labels are remapped so task t owns contiguous labels (see data.relabel).
-(To be moved into data.py as `split_fashion_mnist`.)
+channels, uint8 (N, 3, 32, 32). Labels are remapped so task t owns contiguous labels (see benchmark.relabel).
 """
 import gzip
 from pathlib import Path
@@ -22,9 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import ConfigError
-from .data import Benchmark, DatasetMissing, make_tasks, pycil_order, relabel
-from .env import data_dir as default_data_dir
+from ..env import data_dir as default_data_dir
+from ..errors import ConfigError, DatasetMissing
+from .benchmark import Benchmark, make_tasks, pycil_order, relabel
 
 FASHION_NAMES = ["t-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag",
                  "ankle boot"]

@@ -8,15 +8,15 @@ Configs: "vit_b16" (224 px, patch 16, ViT-B/16; loads torchvision's ImageNet wei
 (32 px, patch 8, width 128, depth 4, for CPUs; its weights, pre-trained by `python -m clora_lite pretrain`, ship in data/).
 """
 from dataclasses import dataclass, asdict
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .augment import prepare
-from .env import shipped_file
+from ..env import atomic_write, shipped_file
+from ..errors import WeightsUnavailable
+from .pipeline import prepare
 
 TINY_WEIGHTS = "vit_tiny_synthetic.pt"
 TIMM_IN21K = "vit_base_patch16_224.augreg_in21k"
@@ -161,10 +161,6 @@ def torchvision_to_ours(sd: dict, depth: int) -> dict:
     return out
 
 
-class WeightsUnavailable(RuntimeError):
-    """Pre-trained weights cannot be had here (no internet, file missing). The message is one line."""
-
-
 def build(name: str, pretrained: bool = False) -> ViT:
     """ViT by config name ("vit_b16" | "vit_tiny"), optionally with pre-trained weights."""
     if name not in CONFIGS:
@@ -203,9 +199,7 @@ def build(name: str, pretrained: bool = False) -> ViT:
 def save_tiny(model: ViT, path: Path, meta: dict) -> None:
     """Save backbone weights + config + provenance in a weights_only-loadable file."""
     blob = {"config": asdict(model.config), "state_dict": model.state_dict(), "meta": meta}
-    tmp = Path(str(path) + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
+    atomic_write(Path(path), lambda p: torch.save(blob, p))
 
 
 def flops_per_image(config: ViTConfig) -> float:

@@ -1,29 +1,33 @@
-"""The continual methods behind one small interface.
+"""The interface every continual method implements, and what they share: the class-incremental head.
 
 A Learner is a backbone (images -> features (N, D)) plus one pre-allocated linear head over all classes.
     begin_task(t, labels)   set up for task t (labels: the contiguous class ids it introduces)
+    prepare_task(batches)   read the task's un-augmented inputs before training (InfLoRA; a no-op otherwise)
     loss(images, labels)    cross-entropy on the current task's logits only (old rows of the head stay untouched)
                             + the method's regulariser
     param_groups()          what the optimiser trains during this task (a fresh optimiser per task)
     end_task()              after task t (C-LoRA consolidates here)
 Evaluation is the argmax over every class seen so far: class-incremental, no task id.
-With cfg.align_head (our addition, default on), train.py then calls record_class_stats and align_head, which
+With cfg.align_head (our addition, default on), the loop then calls record_class_stats and align_head, which
 retrain the head over all seen classes on features sampled from each class's stored Gaussian; with
 cfg.drift_ridge (ours) it first calls compensate_drift, which moves the old classes' Gaussians along the feature
 drift measured on the current task's images.
 """
-import math
-
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-from . import adapters as ad
-from .lora import LoRALinear
+from .. import adapters as ad
 
 
 class Learner(nn.Module):
-    adapter = None   # None | "lora" | "clora"
+    # What a method puts into the backbone, declared here so that the loop, checkpoints and the analysis need no
+    # per-method tables: the adapter layer class (None: none), the Linear layers it wraps (None: cfg.targets), and
+    # whether each task's adapter is folded into W0 when the next task begins (then each task's snapshot holds
+    # only that task's update, and the updates add up).
+    layer = None
+    targets = None
+    folds_into_base = False
 
     def __init__(self, backbone: nn.Module, num_classes: int, cfg):
         super().__init__()
@@ -35,10 +39,13 @@ class Learner(nn.Module):
             self.register_buffer("class_mean", torch.zeros(num_classes, D))
             self.register_buffer("class_cov", torch.zeros(num_classes, D, D))
         self.backbone.requires_grad_(False)
-        if self.adapter:
-            kw = {} if self.adapter == "lora" else dict(detach_old=cfg.detach_old, orth_energy=cfg.orth_energy,
-                                                         orth_side=cfg.orth_side)
-            ad.add_adapters(self.backbone, self.adapter, cfg.rank, cfg.targets, alpha=cfg.alpha, **kw)
+        if self.layer is not None:
+            ad.add_adapters(self.backbone, self.layer, cfg.rank, self.targets or cfg.targets, **self.layer_options(cfg))
+        self.adapters = ad.named_adapters(self.backbone)   # {name in backbone: adapter layer}
+
+    def layer_options(self, cfg) -> dict:
+        """Keyword arguments of the adapter layer class, from the run's settings."""
+        return dict(alpha=cfg.alpha)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) -> logits (N, num_classes)."""
@@ -61,8 +68,8 @@ class Learner(nn.Module):
         return 0.0
 
     def prepare_task(self, batches) -> None:
-        """Called by train.py after begin_task: batches() yields the task's training images prepared for the
-        backbone ((N, 3, H, W) floats, no augmentation). Learners that read a task's inputs (peers.py) use it."""
+        """Called by the loop after begin_task: batches() yields the task's training images prepared for the
+        backbone ((N, 3, H, W) floats, no augmentation). Learners that read a task's inputs (InfLoRA) use it."""
 
     def param_groups(self) -> list:
         trainable = [p for p in self.backbone.parameters() if p.requires_grad]
@@ -122,92 +129,16 @@ class Learner(nn.Module):
             loss.backward()
             opt.step()
 
-    def total_params(self) -> int:
-        """Parameters a deployment must keep: the backbone as merged plus the head (adapters fold in)."""
-        return sum(p.numel() for n, p in self.named_parameters() if not _is_adapter_param(n))
+    def adapter_numel(self) -> int:
+        """Numbers in the adapters' trainable tensors, once (a parameter shared by layers counts once)."""
+        seen = {id(p): p.numel() for m in self.adapters.values() for p in m.adapter_tensors().values()
+                if isinstance(p, nn.Parameter)}
+        return sum(seen.values())
+
+    def stored_params(self) -> int:
+        """Parameters a deployment keeps to serve every task seen so far: the backbone as merged plus the head
+        (a single adapter folds into W0). Methods that must keep per-task adapters apart add them."""
+        return sum(p.numel() for p in self.parameters()) - self.adapter_numel()
 
     def trainable_params(self) -> int:
         return sum(p.numel() for g in self.param_groups() for p in g["params"])
-
-
-def _is_adapter_param(name: str) -> bool:
-    return name.rsplit(".", 1)[-1] in ("lora_A", "lora_B", "R_delta", "magnitudes")
-
-
-class Frozen(Learner):
-    """The pre-trained backbone as it is; only the head learns."""
-
-
-class Finetune(Learner):
-    """Every backbone weight trains, task after task (lr = backbone_lr)."""
-
-    def __init__(self, backbone, num_classes, cfg):
-        super().__init__(backbone, num_classes, cfg)
-        self.backbone.requires_grad_(True)
-
-    def param_groups(self):
-        return [{"params": list(self.head.parameters()), "lr": self.cfg.head_lr},
-                {"params": list(self.backbone.parameters()), "lr": self.cfg.backbone_lr}]
-
-
-class SeqLoRA(Learner):
-    """One LoRA on the targets, trained on task after task with nothing to protect old tasks."""
-    adapter = "lora"
-
-
-class LoRAPerTask(SeqLoRA):
-    """A new LoRA per task, old ones frozen, all summed at inference: the stack of adapters.
-
-    Summing frozen old LoRAs is the same function and the same gradients as folding them into W0, so at the
-    start of each task the previous LoRA is merged into W0 and a fresh one (B = 0) begins. Storage still grows
-    with the number of tasks for anyone who keeps the adapters apart: `total_params` counts them."""
-
-    def begin_task(self, t, labels):
-        super().begin_task(t, labels)
-        if t == 0:
-            return
-        with torch.no_grad():
-            for m in ad.adapters_of(self.backbone, LoRALinear):
-                m.base.weight += m.delta_weight()
-                nn.init.kaiming_uniform_(m.lora_A, a=math.sqrt(5))
-                m.lora_B.zero_()
-
-    def total_params(self):
-        per_task = sum(p.numel() for n, p in self.named_parameters() if _is_adapter_param(n))
-        return super().total_params() + per_task * (self.t + 1)
-
-
-class CLoRA(Learner):
-    """One shared C-LoRA adapter per target: B (R_old + R_delta) A, orthogonality penalty, consolidation."""
-    adapter = "clora"
-
-    def param_groups(self):
-        routing = [p for n, p in self.backbone.named_parameters() if n.endswith("R_delta")]
-        factors = [p for n, p in self.backbone.named_parameters() if p.requires_grad and not n.endswith("R_delta")]
-        return [{"params": list(self.head.parameters()), "lr": self.cfg.head_lr},
-                {"params": factors, "lr": self.cfg.lr},
-                {"params": routing, "lr": self.cfg.routing_lr or self.cfg.lr}]
-
-    def regularizer(self):
-        return self.cfg.lambda_orth * ad.orthogonality_loss(self.backbone) if self.cfg.lambda_orth else 0.0
-
-    def end_task(self):
-        ad.consolidate(self.backbone)
-
-
-class Joint(SeqLoRA):
-    """The upper bound: the same LoRA as seq_lora, trained on all tasks' data at once (train.py runs it as a
-    single task holding every class)."""
-
-
-METHODS = {"frozen": Frozen, "finetune": Finetune, "seq_lora": SeqLoRA, "lora_per_task": LoRAPerTask,
-           "clora": CLoRA, "joint": Joint}
-
-
-# The published peers and the kit's input-protecting C-LoRA subclass the learners above (see peers.py).
-from .peers import PEERS  # noqa: E402
-METHODS.update(PEERS)
-
-
-def make_learner(backbone: nn.Module, num_classes: int, cfg) -> Learner:
-    return METHODS[cfg.method](backbone, num_classes, cfg)

@@ -1,14 +1,16 @@
 """Looking inside a continual run: what each task's update did to the weights, and to old tasks' features.
 
-Everything here reads *snapshots*: one flat dict {state-dict name -> tensor} per task, holding every entry whose
-name ends in lora_A, lora_B, R_old or R_delta, taken right after training task t and before end_task (so for
+Everything here reads *snapshots*: one flat dict {"<layer>.<tensor>" -> tensor} per task holding every adapter's
+declared tensors (`adapters.snapshot`), taken right after training task t and before end_task (so for
 C-LoRA R_delta is task t's routing and R_old that of tasks < t). A run folder stores them as
 OUT/adapters/task_XX.pt; in a notebook, `snapshot(learner)` takes one from a model in memory. A layer is named
 by its prefix, e.g. "backbone.blocks.0.attn.q" (d_out, d_in are that Linear's shapes, r the adapter rank).
 
 Definitions used throughout (all stated here once):
-- cumulative update C_t (d_out, d_in): what the adapters add to W0 after task t, by the method's rule in
-  UPDATE_RULES; the per-task update is dW_t = C_t - C_{t-1} (C_{-1} = 0).
+- cumulative update C_t (d_out, d_in): what the adapters add to W0 after task t. Each adapter layer class
+  declares how its tensors make its update (`update_from`); for a method whose learner folds each task's
+  adapter into W0 (`folds_into_base`: lora_per_task, InfLoRA) C_t is the sum of the snapshots' updates, for the
+  others it is what snapshot t holds. The per-task update is dW_t = C_t - C_{t-1} (C_{-1} = 0).
 - effective rank: exp of the Shannon entropy of the normalised singular values p_i = sigma_i / sum_j sigma_j
   (Roy & Vetterli 2007): k for k equal singular values, between 1 and k otherwise, 0 for the zero matrix.
 - subspace overlap of two updates: the mean of cos^2 of the principal angles between their top-k column
@@ -35,9 +37,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .clora import energy_basis
-
-ADAPTER_KEYS = ("lora_A", "lora_B", "R_old", "R_delta")
+from ..adapters import energy_basis, snapshot  # noqa: F401  (snapshot: re-exported for notebooks)
+from ..continual.config import Config, load_benchmark
+from ..methods import METHODS
 
 
 class LowRank(NamedTuple):
@@ -69,27 +71,6 @@ def svd(M) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return Ql @ u, s, vh @ Qr.T
 
 
-def _lora(snap: dict, layer: str, scale: float) -> LowRank:
-    return LowRank(scale * snap[f"{layer}.lora_B"].double(), snap[f"{layer}.lora_A"].double())
-
-
-def _clora(snap: dict, layer: str, scale: float) -> LowRank:
-    R = snap[f"{layer}.R_old"] + snap[f"{layer}.R_delta"]
-    return LowRank(scale * (snap[f"{layer}.lora_B"] @ R).double(), snap[f"{layer}.lora_A"].double())
-
-
-# method -> (the update one snapshot holds, how snapshots add up to C_t):
-#   "latest": C_t is what snapshot t holds (one adapter that keeps training: seq_lora, joint, C-LoRA);
-#   "sum":    C_t = sum over tasks i <= t of snapshot i's own update (a stack of adapters: each snapshot holds
-#             only its task's adapter, the earlier ones having been merged into W0), so dW_t is snapshot t's own.
-UPDATE_RULES = {
-    "seq_lora": (_lora, "latest"),
-    "joint": (_lora, "latest"),
-    "lora_per_task": (_lora, "sum"),
-    "clora": (_clora, "latest"),
-}
-
-
 @dataclass
 class Run:
     """The per-task adapter snapshots of one run, and what is needed to read them."""
@@ -115,15 +96,22 @@ class Run:
         return list(dict.fromkeys(n.rsplit(".", 1)[0] for n in self.snapshots[0] if n.endswith(".lora_A")))
 
     @property
-    def tasks(self) -> int:
+    def num_tasks(self) -> int:
         return len(self.snapshots)
 
+    @property
+    def learner(self):
+        """The method's Learner class: it declares the adapter layer class and whether updates add up."""
+        if self.method not in METHODS:
+            raise ValueError(f"method={self.method!r} is not allowed: use one of {', '.join(METHODS)}")
+        return METHODS[self.method]
 
-def snapshot(model: nn.Module) -> dict:
-    """A flat dict {name -> tensor (CPU copy)} of every parameter or buffer named *lora_A, *lora_B, *R_old,
-    *R_delta in `model`: what OUT/adapters/task_XX.pt holds. Call it after training a task, before end_task."""
-    named = list(model.named_parameters()) + list(model.named_buffers())
-    return {n: t.detach().cpu().clone() for n, t in named if n.rsplit(".", 1)[-1] in ADAPTER_KEYS}
+    def update(self, t: int, layer: str) -> "LowRank":
+        """The update snapshot t holds at `layer`, in float64, from the layer class's own `update_from`."""
+        snap, prefix = self.snapshots[t], layer + "."
+        tensors = {k[len(prefix):]: v.double() for k, v in snap.items() if k.startswith(prefix)}
+        scale = float(tensors.pop("scale", self.scale))   # snapshots of older versions hold no scale
+        return LowRank(*self.learner.layer.update_from(tensors, scale))
 
 
 def load_run(path, name: str = "") -> Run:
@@ -145,7 +133,7 @@ def load_runs(out) -> dict:
 
 
 def has_adapters(run: Run) -> bool:
-    return run.method in UPDATE_RULES and bool(run.layers)
+    return run.method in METHODS and run.learner.layer is not None and bool(run.layers)
 
 
 # ---------- updates ----------
@@ -154,27 +142,19 @@ def cumulative_update(run: Run, t: int) -> dict:
     """{layer -> C_t as a LowRank (d_out, d_in)}: everything the adapters add to W0 after task t ({} for t < 0)."""
     if t < 0:
         return {}
-    own, combine = _rule(run)
-    if combine == "latest":
-        return {L: own(run.snapshots[t], L, run.scale) for L in run.layers}
-    parts = [[own(run.snapshots[i], L, run.scale) for i in range(t + 1)] for L in run.layers]
+    if not run.learner.folds_into_base:
+        return {L: run.update(t, L) for L in run.layers}
+    parts = [[run.update(i, L) for i in range(t + 1)] for L in run.layers]
     return {L: LowRank(torch.cat([p.L for p in ps], 1), torch.cat([p.R for p in ps], 0))
             for L, ps in zip(run.layers, parts)}
 
 
 def task_updates(run: Run) -> list[dict]:
     """[ {layer -> dW_t as a LowRank (d_out, d_in)} for t in 0..T-1 ], dW_t = C_t - C_{t-1}, in float64."""
-    own, combine = _rule(run)
-    if combine == "sum":
-        return [{L: own(s, L, run.scale) for L in run.layers} for s in run.snapshots]
-    cum = [cumulative_update(run, t) for t in range(run.tasks)]
+    if run.learner.folds_into_base:
+        return [{L: run.update(t, L) for L in run.layers} for t in range(run.num_tasks)]
+    cum = [cumulative_update(run, t) for t in range(run.num_tasks)]
     return [{L: c[L] - cum[t - 1][L] if t else c[L] for L in c} for t, c in enumerate(cum)]
-
-
-def _rule(run: Run):
-    if run.method not in UPDATE_RULES:
-        raise ValueError(f"method={run.method!r} has no update rule: known are {', '.join(UPDATE_RULES)}")
-    return UPDATE_RULES[run.method]
 
 
 def effective_rank(M) -> float:
@@ -320,7 +300,7 @@ def interference(run: Run, base: nn.Module, images: list, device="cpu") -> tuple
     images: T tensors (n_j, 3, H, W), task j's test images, already prepared (normalised) for `base`.
     Returns ({layer -> (T, T) ratio ||dW_t X_j|| / ||W_{t-1} X_j||}, (T, T) mean over layers); NaN for j > t.
     Row t is measured in the backbone as it was before task t (W0 + C_{t-1}): the state task t's update disturbs."""
-    T, ups = run.tasks, task_updates(run)
+    T, ups = run.num_tasks, task_updates(run)
     per_layer = {L: np.full((T, T), np.nan) for L in run.layers}
     base = base.to(device).eval()
     for t in range(T):
@@ -345,9 +325,7 @@ def task_images(bench, base: nn.Module, per_task: int = 32) -> list:
 
 def task_images_of(config: dict, base: nn.Module, per_task: int = 32) -> list:
     """task_images for the benchmark a run's config.json names (re-reads the benchmark: seconds to minutes)."""
-    from .config import Config
-    from .train import load_benchmark
-    return task_images(load_benchmark(Config.from_dict(config)), base, per_task)
+    return task_images(load_benchmark(Config.from_saved(config)), base, per_task)
 
 
 # ---------- accuracy and forgetting (results.json) ----------

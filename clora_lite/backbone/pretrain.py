@@ -1,12 +1,13 @@
 """Pre-train the small ViT shipped in data/ on the synthetic pre-training classes (disjoint from every
-continual class: see data.synthetic). `python -m clora_lite pretrain` regenerates data/vit_tiny_synthetic.pt."""
+continual class: see benchmarks.synthetic). `python -m clora_lite pretrain` regenerates data/vit_tiny_synthetic.pt."""
 import math
 import time
 
 import torch
 import torch.nn.functional as F
 
-from . import data, vit
+from ..benchmarks import synthetic as data
+from . import vit
 
 
 def pretrain(steps: int = 3000, batch: int = 256, lr: float = 1e-3, per_class: int = 200, seed: int = 0,

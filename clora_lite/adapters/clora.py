@@ -8,7 +8,7 @@
 
 Plain LoRA is R = I; a set of per-task LoRAs is a block-diagonal R (see `from_loras`).
 
-Our reading of the paper (../shared/DESIGN.md section 2), with the choices that are ours marked:
+Our reading of the paper, with the choices that are ours marked:
 - stop-gradient on the old route (`detach_old`, paper's Theorem 3.1): B R_old A x is computed with A and B
   detached, so A and B are trained only through R_delta;
 - (choice) A and B random, R_old = R_delta = 0: the update is exactly 0, yet dL/dR_delta = s B^T G A^T != 0;
@@ -42,6 +42,7 @@ def energy_basis(R: torch.Tensor, energy: float) -> tuple[torch.Tensor, torch.Te
 
 class CLoRALinear(nn.Module):
     """`base` (frozen) plus `scale * lora_B @ (R_old + R_delta) @ lora_A`. (..., d_in) -> (..., d_out)."""
+    adapter_tensor_names = ("lora_A", "lora_B", "R_old", "R_delta")   # see LoRALinear
 
     def __init__(self, base: nn.Linear, rank: int, alpha: float | None = None, detach_old: bool = True,
                  orth_energy: float = 0.95, orth_side: str = "both"):
@@ -85,9 +86,18 @@ class CLoRALinear(nn.Module):
         """R = R_old + R_delta, (r, r)."""
         return self.R_old + self.R_delta
 
+    @staticmethod
+    def update_from(tensors: dict, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The update as factors (L (d_out, r), R (r, d_in)), dW = L @ R = s B (R_old + R_delta) A."""
+        return scale * tensors["lora_B"] @ (tensors["R_old"] + tensors["R_delta"]), tensors["lora_A"]
+
+    def adapter_tensors(self) -> dict:
+        return {name: getattr(self, name) for name in self.adapter_tensor_names}
+
     def delta_weight(self) -> torch.Tensor:
         """The whole update as a dense matrix, (d_out, d_in)."""
-        return self.scale * self.lora_B @ self.routing() @ self.lora_A
+        L, R = self.update_from(self.adapter_tensors(), self.scale)
+        return L @ R
 
     def orthogonality_loss(self) -> torch.Tensor:
         """||U_old^T R_delta||_F^2 (left) + ||R_delta V_old||_F^2 (right); a scalar, 0 while R_old = 0.

@@ -46,6 +46,9 @@ def linear_like(base: nn.Linear, weight: torch.Tensor) -> nn.Linear:
 
 class LoRALinear(nn.Module):
     """`base` (frozen) plus `scale * lora_B @ lora_A`. Input (..., d_in) -> output (..., d_out)."""
+    # The tensors that define the update (PEFT's adapter_layer_names): what a snapshot keeps, and what
+    # `update_from` reads back. Every adapter layer class declares both, so nothing else needs a table of them.
+    adapter_tensor_names = ("lora_A", "lora_B")
 
     def __init__(self, base: nn.Linear, rank: int, alpha: float | None = None):
         super().__init__()
@@ -61,9 +64,30 @@ class LoRALinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.base(x) + self.scale * F.linear(F.linear(x, self.lora_A), self.lora_B)
 
+    @staticmethod
+    def update_from(tensors: dict, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The update that `tensors` ({name: tensor} for adapter_tensor_names) define, as factors
+        (L (d_out, m), R (m, d_in)) with dW = L @ R."""
+        return scale * tensors["lora_B"], tensors["lora_A"]
+
+    def adapter_tensors(self) -> dict:
+        """{name: tensor} for adapter_tensor_names (live tensors, not copies)."""
+        return {name: getattr(self, name) for name in self.adapter_tensor_names}
+
     def delta_weight(self) -> torch.Tensor:
         """The update as a dense matrix, (d_out, d_in)."""
-        return self.scale * self.lora_B @ self.lora_A
+        L, R = self.update_from(self.adapter_tensors(), self.scale)
+        return L @ R
+
+    @torch.no_grad()
+    def fold_into_base(self, reinit_A: bool = True) -> None:
+        """W0 += the update; then a fresh adapter: B = 0 (and A re-drawn, Kaiming-uniform, if reinit_A). The
+        function does not change. A stack of frozen per-task adapters summed at inference is the same function
+        and the same gradients as this (lora_per_task, InfLoRA)."""
+        self.base.weight += self.delta_weight()
+        if reinit_A:
+            nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        self.lora_B.zero_()
 
     @torch.no_grad()
     def merged(self) -> nn.Linear:

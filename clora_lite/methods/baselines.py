@@ -1,0 +1,48 @@
+"""The baselines every comparison runs beside C-LoRA: the frozen backbone, full fine-tuning, one LoRA trained
+task after task, a new LoRA per task (the stack of adapters), and the joint upper bound."""
+from ..adapters import LoRALinear
+from .base import Learner
+
+
+class Frozen(Learner):
+    """The pre-trained backbone as it is; only the head learns."""
+
+
+class Finetune(Learner):
+    """Every backbone weight trains, task after task (lr = backbone_lr)."""
+
+    def __init__(self, backbone, num_classes, cfg):
+        super().__init__(backbone, num_classes, cfg)
+        self.backbone.requires_grad_(True)
+
+    def param_groups(self):
+        return [{"params": list(self.head.parameters()), "lr": self.cfg.head_lr},
+                {"params": list(self.backbone.parameters()), "lr": self.cfg.backbone_lr}]
+
+
+class SeqLoRA(Learner):
+    """One LoRA on the targets, trained on task after task with nothing to protect old tasks."""
+    layer = LoRALinear
+
+
+class LoRAPerTask(SeqLoRA):
+    """A new LoRA per task, old ones frozen, all summed at inference: the stack of adapters.
+
+    Summing frozen old LoRAs is the same function and the same gradients as folding them into W0, so at the
+    start of each task the previous LoRA is folded into W0 and a fresh one (new A, B = 0) begins. Storage still
+    grows with the number of tasks for anyone who keeps the adapters apart: `stored_params` counts them."""
+    folds_into_base = True
+
+    def begin_task(self, t, labels):
+        super().begin_task(t, labels)
+        if t > 0:
+            for m in self.adapters.values():
+                m.fold_into_base(reinit_A=True)
+
+    def stored_params(self):
+        return super().stored_params() + self.adapter_numel() * (self.t + 1)
+
+
+class Joint(SeqLoRA):
+    """The upper bound: the same LoRA as seq_lora, trained on all tasks' data at once (the loop runs it as a
+    single task holding every class: see `continual.loop.task_stream`)."""

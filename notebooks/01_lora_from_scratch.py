@@ -51,17 +51,17 @@ from torch import nn
 import torch.nn.functional as F
 
 import clora_lite
-from clora_lite import data, settings, vit
-from clora_lite.settings import pick, setup_notebook
+from clora_lite import benchmarks, notebook, vit
+from clora_lite.notebook import pick, setup_notebook
 
 setup_notebook(seed=0)
 torch.set_printoptions(precision=4, sci_mode=False)
 device = "cuda" if torch.cuda.is_available() else "cpu"
-print(settings.banner())
+print(notebook.banner())
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(settings.runtime())
+print(notebook.runtime())
 
 # %%
 # Settings: the only cell to change. CLORA_SMOKE=1 (CI) shrinks the training runs.
@@ -84,8 +84,8 @@ STREAM_EPOCHS = pick(3, 1)       # epochs per task in those runs
 
 # %%
 # Sections 1-5 use task 1 only: its 10 classes are the same whichever number of later classes is generated.
-bench_plain = data.synthetic(num_tasks=1, num_classes=10, train_per_class=PER_CLASS, test_per_class=50, seed=0)
-bench = data.synthetic(num_tasks=1, num_classes=10, train_per_class=PER_CLASS, test_per_class=50, seed=0,
+bench_plain = benchmarks.synthetic(num_tasks=1, num_classes=10, train_per_class=PER_CLASS, test_per_class=50, seed=0)
+bench = benchmarks.synthetic(num_tasks=1, num_classes=10, train_per_class=PER_CLASS, test_per_class=50, seed=0,
                        inverted=True)
 pretrained = vit.build("vit_tiny", pretrained=True)
 print("task 1 classes:", bench.class_names[:10])
@@ -509,8 +509,7 @@ plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from clora_lite.config import Config
-from clora_lite.train import run
+from clora_lite import Config, run
 
 stream = dict(benchmark="synthetic_inverted", tasks=10, classes=100, train_per_class=STREAM_PER_CLASS,
               test_per_class=pick(50, 16), epochs=STREAM_EPOCHS, batch=32, align_steps=pick(100, 50), device=device)

@@ -55,7 +55,7 @@ from torch import nn
 
 import clora_lite
 from clora_lite import CLoRALinear, from_loras
-from clora_lite.settings import banner, pick, runtime, setup_notebook
+from clora_lite.notebook import banner, pick, runtime, setup_notebook
 
 setup_notebook(seed=0)
 torch.set_printoptions(precision=3, sci_mode=False)
@@ -342,7 +342,7 @@ cases = {"inside R_old's subspaces": U_keep @ torch.randn(3, 3, dtype=torch.floa
          "outside on both sides": U_free @ torch.randn(3, 3, dtype=torch.float64) @ U_free.T,
          "columns outside, rows inside": U_free @ torch.randn(3, 3, dtype=torch.float64) @ U_keep.T,
          "random": torch.randn(r, r, dtype=torch.float64)}
-U_old, V_old = clora_lite.clora.energy_basis(R_old, 1.0)
+U_old, V_old = clora_lite.adapters.energy_basis(R_old, 1.0)
 print(f"{'R_delta':>30} | left ||U^T R_d||^2 | right ||R_d V||^2 | layer.orthogonality_loss()")
 for name, R_d in cases.items():
     with torch.no_grad():
@@ -423,7 +423,7 @@ R_weak = torch.diag(sv)
 share = (sv ** 2).cumsum(0) / (sv ** 2).sum()
 print("energy share of the leading k directions:", [f"{v:.3f}" for v in share[:4].tolist()])
 for energy in (0.5, 0.9, 0.95, 0.999, 1.0):
-    U_k, _ = clora_lite.clora.energy_basis(R_weak, energy)
+    U_k, _ = clora_lite.adapters.energy_basis(R_weak, energy)
     print(f"orth_energy={energy:<5}: guards k = {U_k.shape[1]} direction(s)")
 
 # %% [markdown]
@@ -443,7 +443,7 @@ print("the same with orth_energy=1.0:                      ", layer.orthogonalit
 # ## 5. The routing matrix filling up, on a real run
 #
 # Now a real, short continual run: the kit's small pre-trained ViT, the offline `synthetic` benchmark, C-LoRA on
-# the q, k, v projections of every block (`train.run`). We run it twice, with the default two-sided penalty and
+# the q, k, v projections of every block (`clora_lite.run`). We run it twice, with the default two-sided penalty and
 # with the left side only. Head alignment is switched off: this chapter looks at the adapters, not at accuracy
 # (chapter 03 does that). Each run folder keeps `adapters/task_XX.pt`, saved after training task $t$ and before
 # consolidation, so $R_\Delta$ is task $t$'s routing and $R_\text{old}$ the sum of the earlier tasks'.
@@ -452,9 +452,8 @@ print("the same with orth_energy=1.0:                      ", layer.orthogonalit
 # NBVAL_IGNORE_OUTPUT
 import time
 
-from clora_lite import analysis
-from clora_lite.config import Config
-from clora_lite.train import run
+from clora_lite import Config, run
+from clora_lite.inside import analysis
 
 device = "cuda" if torch.cuda.is_available() else "cpu"
 out = Path(tempfile.mkdtemp(prefix="clora_ch02_"))
@@ -469,7 +468,7 @@ print(f"{len(variants)} runs of {RUN['tasks']} tasks in {time.perf_counter() - t
 runs = {name: analysis.load_run(out / name.replace(" ", "_"), name) for name in variants}
 hists = {name: analysis.routing_history(r) for name, r in runs.items()}
 first = next(iter(runs.values()))
-print("adapted layers:", len(first.layers), "| snapshots per run:", first.tasks, "| rank:", first.config["rank"])
+print("adapted layers:", len(first.layers), "| snapshots per run:", first.num_tasks, "| rank:", first.config["rank"])
 print("first layer:", first.layers[0])
 
 # %% [markdown]
@@ -480,17 +479,17 @@ print("first layer:", first.layers[0])
 # the penalty pushes down (after task 1 there is no $R_\text{old}$, so the curve starts at task 2).
 
 # %%
-from clora_lite import viz_inside
+from clora_lite.inside import figures
 
 layer_name = first.layers[0]
-fig = viz_inside.plot_routing({name: h[layer_name] for name, h in hists.items()}, first.tasks - 1)
+fig = figures.plot_routing({name: h[layer_name] for name, h in hists.items()}, first.num_tasks - 1)
 plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 for name, h in hists.items():
     L = h[layer_name]
-    print(f"{name}: share of R_delta inside R_old's subspaces, tasks 2..{first.tasks}: "
+    print(f"{name}: share of R_delta inside R_old's subspaces, tasks 2..{first.num_tasks}: "
           f"left {[f'{100 * v:.0f}%' for v in L['share_left'][1:]]}, right {[f'{100 * v:.0f}%' for v in L['share_right'][1:]]}")
 
 # %% [markdown]
@@ -500,7 +499,7 @@ for name, h in hists.items():
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from clora_lite.explorers import RoutingExplorer
+from clora_lite.inside.explorers import RoutingExplorer
 
 RoutingExplorer(runs)
 
@@ -531,7 +530,7 @@ RoutingExplorer(runs)
 # | consolidation | $R_\text{old} \leftarrow R_\text{old} + R_\Delta$ after a task | same, `consolidate()`; the function is unchanged (2b) |
 # | initialisation | not known to us | $A$, $B$ Kaiming-uniform, $R_\text{old} = R_\Delta = 0$ at every task (2a) |
 # | classifier | not known to us | one linear head, masked to the current task's classes during training; head alignment after each task (`align_head=True`, from SLCA), for every method alike |
-# | other settings | not known to us | AdamW, adapter lr 1e-3, head lr 1e-2, cosine schedule, 3 epochs per task (`clora_lite.config.Config`) |
+# | other settings | not known to us | AdamW, adapter lr 1e-3, head lr 1e-2, cosine schedule, 3 epochs per task (`clora_lite.Config`) |
 #
 # ## 7. Exercises
 #

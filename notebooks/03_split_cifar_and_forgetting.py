@@ -51,19 +51,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from clora_lite import metrics, settings, viz
-from clora_lite.cli import compare
-from clora_lite.config import Config
-from clora_lite.settings import SMOKE, pick, setup_notebook
-from clora_lite.train import load_benchmark
+from clora_lite import Config, compare, load_benchmark, notebook
+from clora_lite.continual import metrics
+from clora_lite.inside import plots
+from clora_lite.notebook import SMOKE, pick, setup_notebook
 
 setup_notebook(seed=0)
 device = "cuda" if torch.cuda.is_available() else "cpu"
-print(settings.banner())
+print(notebook.banner())
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(settings.runtime())
+print(notebook.runtime())
 
 # %%
 # Settings: the only cell to change.
@@ -155,7 +154,7 @@ plt.show()
 #
 # Let $R[t][j]$ be the accuracy (%) on task $j$'s test classes after training task $t$ (class-IL: argmax over all
 # seen classes), and $A_t$ the accuracy over all test images seen after task $t$ (for equal tasks, the mean of
-# row $t$). In the kit's code (`clora_lite/metrics.py`, `results.json`) they are `acc_matrix[t][j]` and
+# row $t$). In the kit's code (`clora_lite/continual/metrics.py`, `results.json`) they are `acc_matrix[t][j]` and
 # `seen_acc[t]`: the letters R and A are taken there by the routing matrix and the LoRA factor. With tasks
 # numbered $1..T$:
 #
@@ -195,7 +194,7 @@ print("\n".join(metrics.FORMULAS))
 # %% [markdown]
 # ## 3. Forgetting, made visible
 #
-# Four methods over the same stream (`clora_lite.cli.compare` runs each into `OUT/<method>/`):
+# Four methods over the same stream (`clora_lite.compare` runs each into `OUT/<method>/`):
 #
 # - `frozen` — the pre-trained backbone, untouched; only the head learns. Forgets nothing in the backbone.
 # - `finetune` — every backbone weight trains on each task in turn.
@@ -212,8 +211,8 @@ by_name = {r["label"]: r for r in results}
 
 # %%
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4))
-viz.plot_curves(results, ax=ax1)
-viz.plot_forgetting(results, task=0, ax=ax2)
+plots.plot_curves(results, ax=ax1)
+plots.plot_forgetting(results, task=0, ax=ax2)
 fig.tight_layout()
 plt.show()
 
@@ -224,7 +223,7 @@ plt.show()
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
 for ax, name in zip(axes, ("frozen", "finetune", "seq_lora")):
-    viz.plot_acc_matrix(by_name[name], ax=ax)
+    plots.plot_acc_matrix(by_name[name], ax=ax)
 fig.suptitle(f"R[t][j] (%) — joint upper bound over all classes: {by_name['joint']['last_acc']:.1f} %", fontsize=11)
 fig.tight_layout()
 plt.show()
@@ -267,7 +266,7 @@ raw_by_name = {r["label"]: r for r in raw}
 # checkpoint and count, for the test images of each task, which task the predicted class belongs to:
 
 # %%
-from clora_lite.train import load_learner
+from clora_lite import load_learner
 
 
 def load_final(run_dir):
@@ -292,7 +291,7 @@ shares = {"no alignment": predicted_task_share(load_final(OUT / "no_alignment" /
           "with alignment": predicted_task_share(load_final(OUT / "aligned" / "frozen"))}
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
 for ax, (title, M) in zip(axes, shares.items()):
-    viz.imshow(ax, M, "share of the task's test images (%)", 0, 100, fmt=".0f")
+    plots.imshow(ax, M, "share of the task's test images (%)", 0, 100, fmt=".0f")
     ax.set_xlabel("task of the predicted class"); ax.set_ylabel("task of the test image")
     ax.set_title(f"frozen backbone, {title}", fontsize=10)
 fig.tight_layout()
@@ -365,7 +364,7 @@ drift = {n: drift_by_task(OUT / "aligned" / n) for n in ("frozen", "seq_lora", "
 fig, ax = plt.subplots(figsize=(6.5, 3.6))
 for i, (n, d) in enumerate(drift.items()):
     style = dict(ls="--", color="gray") if n == "frozen" else {}
-    ax.plot(range(1, T + 1), d, marker=viz.MARKERS[i], label=n + (" backbone" if n == "frozen" else ""), **style)
+    ax.plot(range(1, T + 1), d, marker=plots.MARKERS[i], label=n + (" backbone" if n == "frozen" else ""), **style)
 ax.set_xlabel("task whose class statistics were stored"); ax.set_ylabel("drift of the class mean (% of its norm)")
 ax.set_title("How stale the stored class means are at the end of the stream")
 ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True)); ax.grid(alpha=0.3); ax.legend(fontsize=8)
@@ -414,7 +413,7 @@ comp = compare(["seq_lora"], dataclasses.replace(base, drift_ridge=1.0), OUT / "
 drift["seq_lora, compensated"] = drift_by_task(OUT / "drift_compensated" / "seq_lora")
 fig, ax = plt.subplots(figsize=(6.5, 3.6))
 for i, n in enumerate(["seq_lora", "seq_lora, compensated"]):
-    ax.plot(range(1, T + 1), drift[n], marker=viz.MARKERS[i], label=n)
+    ax.plot(range(1, T + 1), drift[n], marker=plots.MARKERS[i], label=n)
 ax.set_xlabel("task whose class statistics were stored"); ax.set_ylabel("drift of the class mean (% of its norm)")
 ax.set_title("Stored class means at the end of the stream, with and without compensation")
 ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True)); ax.set_ylim(bottom=0); ax.grid(alpha=0.3); ax.legend(fontsize=8)

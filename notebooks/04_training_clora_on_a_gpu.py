@@ -55,20 +55,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from clora_lite import metrics, settings, viz, vit
-from clora_lite.bench import bench, TRAIN_FLOPS_MULTIPLE
-from clora_lite.cli import DEMO, VARIANTS, compare
-from clora_lite.config import Config
+from clora_lite import Config, compare, notebook, run, vit
+from clora_lite.continual import metrics
+from clora_lite.continual.presets import DEMO, PRESETS
+from clora_lite.inside import plots
 from clora_lite.methods import METHODS
-from clora_lite.settings import SMOKE, setup_notebook
-from clora_lite.train import run
+from clora_lite.notebook import SMOKE, setup_notebook
+from clora_lite.throughput import TRAIN_FLOPS_MULTIPLE, measure_throughput
 
 setup_notebook(seed=0)
-print(settings.banner())
+print(notebook.banner())
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(settings.runtime())
+print(notebook.runtime())
 
 # %% [markdown]
 # ## Settings: one cell, three scales
@@ -110,19 +110,19 @@ print("bench settings:", BENCH[SCALE])
 # %% [markdown]
 # ## 1. What runs
 #
-# The kit's plain methods, the design's three ablations of C-LoRA (named variants of `clora`, defined in
-# `clora_lite.cli.VARIANTS`), and other methods if the installed kit has them: InfLoRA and SD-LoRA (published
-# peers) and `clora_inp` (the kit's own extension, which also protects old tasks' inputs: not the paper's
-# method). We check membership rather than assume: one joins the list only if `clora_lite.methods.METHODS`
-# knows it.
+# The kit's plain methods, the design's three ablations of C-LoRA (presets of `clora`, defined in
+# `clora_lite.continual.presets.PRESETS`), and the two published peers, InfLoRA and SD-LoRA. Every name is
+# checked against the registry (`clora_lite.methods.METHODS`) and the presets: a misspelt one stops the chapter
+# here with one line, instead of silently leaving a method out.
 
 # %%
-ABLATIONS = [m for m in ("clora_no_orth", "clora_no_stopgrad", "clora_left") if m in VARIANTS]
+ABLATIONS = ["clora_no_orth", "clora_no_stopgrad", "clora_left"]
+PEERS = ["inflora", "sdlora"]
 for name in ABLATIONS:
-    print(f"{name:<18} = clora with {VARIANTS[name]}")
-PEERS = [m for m in ("inflora", "sd_lora", "clora_inp") if m in METHODS]
+    print(f"{name:<18} = clora with {PRESETS[name]}")
 methods = ["frozen", "finetune", "seq_lora", "lora_per_task", "clora", *ABLATIONS, *PEERS, "joint"]
-print("peers found in this kit:", ", ".join(PEERS) or "none")
+unknown = [m for m in methods if m not in METHODS and m not in PRESETS]
+assert not unknown, f"unknown method names: {unknown}"
 print("methods:", ", ".join(methods))
 
 # %% [markdown]
@@ -134,7 +134,7 @@ print("methods:", ", ".join(methods))
 # NBVAL_IGNORE_OUTPUT
 device = "cuda" if torch.cuda.is_available() else "cpu"
 quiet = lambda s: None
-b = bench(**BENCH[SCALE], method="clora", device=device, log=quiet)
+b = measure_throughput(**BENCH[SCALE], method="clora", device=device, log=quiet)
 per_class = 500 if "cifar" in base.benchmark else base.train_per_class
 n_classes = 100 if base.benchmark == "split_cifar100" else base.classes
 per_task = n_classes // base.tasks * per_class
@@ -265,7 +265,7 @@ main = [by[m] for m in ("frozen", "finetune", "seq_lora", "lora_per_task", "clor
 ablations = [by[m] for m in ("frozen", "clora", *ABLATIONS, "joint")]
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
 for ax, group, title in zip(axes, (main, ablations), ("C-LoRA and the baselines", "C-LoRA and its ablations")):
-    viz.plot_curves(group, ax=ax)
+    plots.plot_curves(group, ax=ax)
     ax.set_title(title)
     ax.legend(fontsize=8, loc="lower left")
 fig.suptitle(f"Class-incremental accuracy ({base.benchmark}, {base.tasks} tasks, {SCALE} scale)")
@@ -284,7 +284,7 @@ cols = 4
 rows = -(-len(panels) // cols)
 fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.1 * rows), squeeze=False)
 for ax, r in zip(axes.flat, panels):
-    viz.plot_acc_matrix(r, ax)
+    plots.plot_acc_matrix(r, ax)
     ax.set_title(f"{r['label']} (last {r['last_acc']:.1f} %)", fontsize=9)
 for ax in list(axes.flat)[len(panels):]:
     ax.axis("off")
@@ -297,7 +297,7 @@ plt.show()
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 4))
-viz.plot_forgetting([by[m] for m in ("frozen", "finetune", "seq_lora", "lora_per_task", "clora", "joint")], 0, ax)
+plots.plot_forgetting([by[m] for m in ("frozen", "finetune", "seq_lora", "lora_per_task", "clora", "joint")], 0, ax)
 ax.legend(fontsize=8, loc="lower left")
 fig.tight_layout()
 plt.show()
@@ -353,7 +353,7 @@ print(f"{gpu_name}: peak {PEAK or 'unknown'} TFLOP/s")
 
 
 def measure(label, **kw):
-    r = bench(**{**BENCH[SCALE], "method": "clora", "device": device, "peak_tflops": PEAK, "log": quiet, **kw})
+    r = measure_throughput(**{**BENCH[SCALE], "method": "clora", "device": device, "peak_tflops": PEAK, "log": quiet, **kw})
     share = f"{100 * r['peak_fraction']:5.1f} % of peak" if r["peak_fraction"] else "peak unknown"
     print(f"{label:<34}{r['images_per_second']:>10,.0f} img/s {r['achieved_tflops']:>8.3f} TFLOP/s   {share}")
     return r

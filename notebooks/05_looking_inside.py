@@ -56,23 +56,20 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from clora_lite import analysis as an
-from clora_lite import settings, vit
-from clora_lite.clora import energy_basis
-from clora_lite.cli import compare
-from clora_lite.config import Config
-from clora_lite.explorers import ForgettingExplorer, InterferenceExplorer, OverlapExplorer, RoutingExplorer
-from clora_lite.settings import SMOKE, pick, setup_notebook
-from clora_lite.train import run
-from clora_lite.viz_inside import chance_overlap
+from clora_lite import Config, compare, notebook, run, vit
+from clora_lite.adapters import energy_basis
+from clora_lite.inside import analysis as an
+from clora_lite.inside.explorers import ForgettingExplorer, InterferenceExplorer, OverlapExplorer, RoutingExplorer
+from clora_lite.inside.figures import chance_overlap
+from clora_lite.notebook import SMOKE, pick, setup_notebook
 
 setup_notebook(seed=0)
 device = "cuda" if torch.cuda.is_available() else "cpu"
-print(settings.banner())
+print(notebook.banner())
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-print(settings.runtime())
+print(notebook.runtime())
 
 # %% [markdown]
 # ## Settings
@@ -140,7 +137,7 @@ for name, r in every.items():
 # adapters (not `frozen`, not `joint`, which learns in one task, and not full fine-tuning).
 
 # %%
-continual = {name: r for name, r in every.items() if an.has_adapters(r) and r.tasks > 1}
+continual = {name: r for name, r in every.items() if an.has_adapters(r) and r.num_tasks > 1}
 continual = {**{n: continual[n] for n in ("seq_lora", "clora") if n in continual}, **continual}   # A, B shown first
 routed = {name: r for name, r in continual.items() if f"{r.layers[0]}.R_old" in r.snapshots[0]}
 print("with adapters:", ", ".join(continual))
@@ -222,7 +219,7 @@ routing = RoutingExplorer(routed)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-T = ref.tasks
+T = ref.num_tasks
 print(f"share of R_delta's energy inside R_old's kept subspaces (%), mean over adapted layers, tasks 2..{T}:")
 for name, r in routed.items():
     hist = list(an.routing_history(r).values())

@@ -8,7 +8,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from clora_lite import data, vit
+from clora_lite import vit
+from clora_lite.benchmarks import synthetic
 
 
 @torch.no_grad()
@@ -36,7 +37,7 @@ def main():
     args = p.parse_args()
     torch.manual_seed(0)
     t0 = time.perf_counter()
-    full = data.synthetic(10, 100, 300, 50, seed=0)
+    full = synthetic(10, 100, 300, 50, seed=0)
     print(f"synthetic 10 tasks x 10 classes, 300 train + 50 test per class ({len(full.train_y) + len(full.test_y):,} "
           f"images): generated in {time.perf_counter() - t0:.1f} s")
 
@@ -56,7 +57,7 @@ def main():
     print(f"vit_tiny ({sum(p.numel() for p in model.parameters()):,} params), full fine-tuning step at batch 128 on "
           f"{torch.get_num_threads()} CPU threads: {step * 1e3:.0f} ms ({128 / step:,.0f} images/s)")
 
-    bench = data.synthetic(10, 100, args.per_class, 50, seed=0)
+    bench = synthetic(10, 100, args.per_class, 50, seed=0)
     pre = linear_probe(vit.build("vit_tiny", pretrained=True), bench)
     torch.manual_seed(0)
     rnd = linear_probe(vit.build("vit_tiny", pretrained=False), bench)

@@ -1,4 +1,4 @@
-"""Issue 11: the headroom study. Every method, four protocols where adapting pays, 3 seeds, one table.
+"""The headroom study. Every method, four protocols where adapting pays, 3 seeds, one table.
 
     OMP_NUM_THREADS=2 python scripts/study.py                     # tune on validation, then the 3-seed study
     python scripts/study.py --benches inverted --seeds 0          # a part of it
@@ -30,8 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from clora_lite import train  # noqa: E402
-from clora_lite.config import Config  # noqa: E402
+from clora_lite import Config, run  # noqa: E402
 
 BENCHES = {
     # 5 tasks x 2 classes of Fashion-MNIST (Debian's dataset-fashion-mnist): 200 training images per class, of
@@ -91,7 +90,7 @@ def config_for(bench: str, seed: int, method: str, settings: dict) -> Config:
 
 
 def run_one(cfg: Config, bench: str, out: Path) -> dict:
-    r = train.run(cfg, out, progress=False, log=lambda s: None)
+    r = run(cfg, out, progress=False, log=lambda s: None)
     print(f"{bench:9} seed {cfg.seed} {out.parent.name + '/' + out.name:55} val {r.get('val_last_acc', 0):5.1f}  "
           f"test {r['last_acc']:5.1f}  ({sum(r['task_seconds']):.0f} s)", flush=True)
     return r

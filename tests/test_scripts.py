@@ -141,9 +141,9 @@ def test_shipped_study_results_are_complete_and_consistent():
             assert abs(m["gap_fraction"] - (m["test_last_mean"] - fr) / (jo - fr)) < 1e-9, (bench, label)
         assert b["chosen"]["clora_warm_drift"] == {k: v for k, v in ms["clora_warm_drift"]["settings"].items()
                                                    if k in b["chosen"]["clora_warm_drift"]}
-    from clora_lite.cli import VARIANTS   # the --methods names carry the settings the study chose (on inverted)
+    from clora_lite.continual.presets import PRESETS   # the --methods names carry the settings chosen on inverted
     for name in ("clora_warm_drift", "seq_lora_warm_drift"):
-        assert {k: v for k, v in VARIANTS[name].items() if k != "method"} == d["inverted"]["chosen"][name], name
+        assert {k: v for k, v in PRESETS[name].items() if k != "method"} == d["inverted"]["chosen"][name], name
 
 
 def test_readme_study_table_quotes_the_shipped_results():

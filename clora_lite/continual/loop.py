@@ -219,7 +219,7 @@ def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=p
 
 
 def collect_results(cfg: Config, bench: Benchmark, learner: Learner, state: dict, device) -> dict:
-    """The results dict of DESIGN section 6 (accuracies in percent). total_params: what a deployment keeps
+    """The results dict (accuracies in percent; keys listed in docs/run_folders.md). total_params: what a deployment keeps
     (`Learner.stored_params`)."""
     seconds = state["task_seconds"]
     val = {}

@@ -1,7 +1,7 @@
 """A run's folder: what it holds, how a run is saved into it, and how it resumes.
 
     config.json           the settings (a folder holding another config is refused in one line)
-    results.json          written when the run has finished (DESIGN section 6)
+    results.json          written when the run has finished: accuracy matrix, metrics, sizes, timings
     checkpoints/task_XX.pt   the latest only: what training changed (adapters, head, class statistics; every
                           weight for finetune) plus the progress so far; enough to resume
     adapters/task_XX.pt   every task: `adapters.snapshot` of the model after training task XX, for the analysis

@@ -11,8 +11,7 @@ The layers, each importing only those listed before it:
     inside/                  looking inside a run: analysis, figures, explorers
     compare, throughput, cli top: several methods at once, the throughput benchmark, the command line
 """
-__version__ = "0.1.0"
-
+from .env import __version__
 from .adapters import (CLoRALinear, LoRALinear, add_adapters, adapters_of, consolidate, from_loras,
                        merge_adapters, orthogonality_loss, remove_adapters, snapshot)
 from .backbone import vit   # clora_lite.vit.build(...) after a plain `import clora_lite`

@@ -11,6 +11,7 @@ import torch
 
 from .errors import DeviceUnavailable
 
+__version__ = "0.1.0"
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 

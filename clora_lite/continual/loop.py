@@ -17,7 +17,7 @@ import warnings
 import torch
 from tqdm.auto import tqdm
 
-from .. import __version__, env
+from .. import env
 from .. import adapters as ad
 from ..benchmarks import Benchmark, task_of_label
 from ..methods import Learner
@@ -236,5 +236,5 @@ def collect_results(cfg: Config, bench: Benchmark, learner: Learner, state: dict
         "train_images_per_second": sum(ips * s for ips, s in zip(state["images_per_second"], seconds))
         / max(sum(seconds), 1e-9),
         "device": str(device), "config": cfg.to_dict(),
-        "versions": {"torch": torch.__version__, "python": platform.python_version(), "clora_lite": __version__},
+        "versions": {"torch": torch.__version__, "python": platform.python_version(), "clora_lite": env.__version__},
     }

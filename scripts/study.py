@@ -43,8 +43,8 @@ BENCHES = {
     "fashion_b4": dict(benchmark="split_fashion_mnist", tasks=4, task_sizes=(4, 2, 2, 2), train_per_class=200,
                        test_per_class=200, epochs=10, batch=64, val_fraction=0.2),
     # 5 x 2 again with 5 times the images per class (1000, 20 % validation): 250 optimiser steps per task instead of
-    # 50. Added AFTER the 200-image 5 x 2 showed no gain, to test why (see the README): 50 steps of a 2-class task
-    # leave little to learn, while joint training earns its 9 points over 250 steps of all 10 classes
+    # 50. Added AFTER the 200-image 5 x 2 showed no gain, to test why (docs/headroom_study.md): 50 steps of a 2-class
+    # task leave little to learn, while joint training earns its 9 points over 250 steps of all 10 classes
     "fashion_1k": dict(benchmark="split_fashion_mnist", tasks=5, train_per_class=1000, test_per_class=200, epochs=10,
                        batch=64, val_fraction=0.2),
     # 5 tasks x 10 classes of the inverted synthetic images (far from vit_tiny's pre-training)
@@ -229,7 +229,8 @@ def main(argv=None):
     p.add_argument("--out", default=str(ROOT / "runs" / "study"))
     p.add_argument("--table-only", action="store_true", help="only rebuild table.md and summary.json")
     p.add_argument("--ship", action="store_true",
-                   help="also copy them to data/headroom_study.json and .md (the copy the notebooks and README use)")
+                   help="also copy them to data/headroom_study.json and .md (the copy the notebooks and docs use; "
+                        "then python scripts/make_docs.py rewrites docs/headroom_study.md's table)")
     a = p.parse_args(argv)
     out = Path(a.out)
     if not a.table_only:

@@ -3,10 +3,17 @@
 Training crops and flips happen per sample inside one affine_grid + grid_sample, so a 2-core machine never
 feeds a GPU image by image. The backbone owns its settings: call `ViT.prepare(images, train=...)`.
 """
+import functools
 import math
 
 import torch
 import torch.nn.functional as F
+
+
+@functools.lru_cache(maxsize=16)
+def _constant(values: tuple, device: torch.device) -> torch.Tensor:
+    """(1, 3, 1, 1) on `device`, made once: building it from a list every batch is a blocking host-to-device copy."""
+    return torch.tensor(values, device=device).view(1, 3, 1, 1)
 
 
 def prepare(x: torch.Tensor, size: int, mean, std, train: bool = False, hflip: bool = True,
@@ -30,6 +37,4 @@ def prepare(x: torch.Tensor, size: int, mean, std, train: bool = False, hflip: b
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
     elif x.shape[-1] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=False)
-    mean = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(std, device=x.device).view(1, 3, 1, 1)
-    return (x - mean) / std
+    return (x - _constant(tuple(mean), x.device)) / _constant(tuple(std), x.device)

@@ -38,7 +38,10 @@ class RunContext:
 
     @classmethod
     def for_config(cls, cfg: Config, progress: bool = False, log=print) -> "RunContext":
+        """Also lets float32 matmuls use TF32 tensor cores on CUDA (Ampere and later; a process-wide setting)."""
         device = env.resolve_device(cfg.device)
+        if device.type == "cuda":
+            torch.set_float32_matmul_precision("high")
         amp_dtype = env.amp_dtype(cfg.amp, device)
         return cls(device, amp_dtype, env.grad_scaler(device, amp_dtype), progress, log)
 
@@ -87,7 +90,9 @@ def evaluate(learner: Learner, bench: Benchmark, seen: int, ctx: RunContext, eva
     preds, task_preds = [], []
     for xb, yb in zip(x.split(eval_batch), y.split(eval_batch)):
         with env.autocast(ctx.device, ctx.amp_dtype):
-            logits = learner.logits(backbone(backbone.prepare(xb))).float()[:, :n_seen]
+            feats = backbone(backbone.prepare(xb))
+        # the head in float32: its rows for different tasks differ by less than bf16 resolves
+        logits = learner.logits(feats.float())[:, :n_seen]
         p, tp = predictions(logits, yb, tasks)
         preds.append(p)
         task_preds.append(tp)
@@ -170,11 +175,13 @@ def run_task(t: int, stream: list[StreamTask], learner: Learner, bench: Benchmar
     # (SD-LoRA's handover) is compensated too
     before = features(learner, x, cfg, ctx) if cfg.align_head and cfg.drift_ridge is not None and t > 0 else None
     learner.begin_task(t, task.labels)
-    learner.prepare_task(lambda: (learner.backbone.prepare(xb) for xb in x.split(cfg.eval_batch)))
+    with env.autocast(ctx.device, ctx.amp_dtype):   # InfLoRA's input covariances (accumulated in float32)
+        learner.prepare_task(lambda: (learner.backbone.prepare(xb) for xb in x.split(cfg.eval_batch)))
     seconds, images = train_task(learner, x, y, cfg, ctx, g, name, bench.hflip, task.lr_scale)
     if folder is not None:   # before end_task: C-LoRA's R_delta still holds this task's routing
         folder.save_snapshot(t, learner)
-    learner.end_task()
+    with env.autocast(ctx.device, ctx.amp_dtype):
+        learner.end_task()
     if cfg.align_head:
         refresh_head(learner, x, y, bench.tasks[task.seen - 1][-1] + 1, cfg, ctx, g, before)
     row, seen_acc, trow = evaluate(learner, bench, task.seen, ctx, cfg.eval_batch)

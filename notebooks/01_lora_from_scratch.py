@@ -639,7 +639,7 @@ plt.show()
 #   Fine-Tuning.* arXiv:2012.13255, 2020 (ACL 2021).
 # - D. Kalajdzievski. *A Rank Stabilization Scaling Factor for Fine-Tuning with LoRA* (rsLoRA). arXiv:2312.03732, 2023.
 # - *minLoRA*: LoRA for any PyTorch model in a few dozen lines, with `torch.nn.utils.parametrize`.
-  github.com/cccntu/minLoRA.
+#   github.com/cccntu/minLoRA.
 # - X. Zhang, L. Bai, X. Yang, J. Liang. *C-LoRA: Continual Low-Rank Adaptation for Pre-trained Models.*
 #   arXiv:2502.17920, 2025.
 # - PEFT, Hugging Face's parameter-efficient fine-tuning library (its `LoraConfig` documents the `lora_alpha / r`

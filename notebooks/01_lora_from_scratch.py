@@ -538,7 +538,7 @@ plt.show()
 # section 5); then each new task rewrites the same low-rank update and task 1's classes fade, until the untouched
 # pre-trained backbone remembers task 1 better. The CI-sized run stored here (16 images per class, one epoch) is
 # too short to show it: all three lines sit close together, and even the joint run is under-trained. At the demo's
-# size on the same benchmark (64 images per class, 3 epochs; README, "With headroom") one shared LoRA learns each
+# size on the same benchmark (64 images per class, 3 epochs; docs/headroom_study.md, "With headroom") one shared LoRA learns each
 # new task to 88.9 % where the frozen backbone gets 54.0 %, but ends at 26.1 % over all classes against frozen's
 # 47.8 % (joint: 72.1 %). Unset `CLORA_SMOKE` to see the full picture. Two obvious fixes each cost something: a *new* LoRA per task (the memory grows with
 # every task, and at test time we would need to know which one to use, or sum them all), or freezing the backbone

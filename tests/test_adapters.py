@@ -5,6 +5,7 @@ from torch import nn
 
 import clora_lite
 from clora_lite import CLoRALinear, LoRALinear, from_loras
+from clora_lite.adapters import clora as clora_module   # the module (clora_lite.adapters.clora), for monkeypatch
 
 
 def make_base(d_in=12, d_out=10, seed=0, dtype=torch.float64):
@@ -201,8 +202,8 @@ def test_orthogonality_loss_reads_hand_set_R_old_without_extra_svds(monkeypatch)
     want = lambda: (U.T @ layer.R_delta).pow(2).sum() + (layer.R_delta @ U).pow(2).sum()
     torch.testing.assert_close(layer.orthogonality_loss(), want())
     svds = []
-    real = clora_lite.clora.energy_basis
-    monkeypatch.setattr(clora_lite.clora, "energy_basis", lambda *a: svds.append(1) or real(*a))
+    real = clora_module.energy_basis
+    monkeypatch.setattr(clora_module, "energy_basis", lambda *a: svds.append(1) or real(*a))
     for _ in range(5):
         layer.orthogonality_loss()
     assert not svds                                     # unchanged R_old: no recomputation
@@ -215,7 +216,9 @@ def test_orthogonality_loss_reads_hand_set_R_old_without_extra_svds(monkeypatch)
 
 
 def sgd_on_A_B(orth_side, steps=20):
-    """Train A and B only (R_delta fixed) with SGD; return the change of the old route B R_old A."""
+    """Train A and B only (R_delta fixed) with SGD; return the change of the old route B R_old A. At every step,
+    check that A's and B's gradients come through R_delta alone (detach_old): dL/dA = s (B R_delta)^T G^T x and
+    dL/dB = s G^T x (R_delta A)^T with G = dL/dy, whatever R_old holds."""
     torch.manual_seed(0)
     layer = CLoRALinear(make_base(), rank=6)
     Q, _ = torch.linalg.qr(torch.randn(6, 6, dtype=torch.float64))
@@ -228,13 +231,20 @@ def sgd_on_A_B(orth_side, steps=20):
             layer.R_delta.copy_(V @ torch.randn(3, 6, dtype=torch.float64))
     layer.R_delta.requires_grad_(False)
     old_route = lambda: (layer.lora_B @ layer.R_old @ layer.lora_A).detach().clone()
-    start = old_route()
+    start, A0, B0 = old_route(), layer.lora_A.detach().clone(), layer.lora_B.detach().clone()
     opt = torch.optim.SGD([layer.lora_A, layer.lora_B], lr=0.01)
     for step in range(steps):
         x = torch.randn(32, 12, dtype=torch.float64)
-        loss = (layer(x) - torch.randn(32, 10, dtype=torch.float64)).pow(2).mean()
-        opt.zero_grad(); loss.backward(); opt.step()
-    assert (layer.lora_A - layer.lora_A.detach()).abs().sum() == 0
+        y = layer(x)
+        y.retain_grad()
+        loss = (y - torch.randn(32, 10, dtype=torch.float64)).pow(2).mean()
+        opt.zero_grad(); loss.backward()
+        G, s, B, A, Rd = y.grad, layer.scale, layer.lora_B.detach(), layer.lora_A.detach(), layer.R_delta.detach()
+        torch.testing.assert_close(layer.lora_A.grad, s * (B @ Rd).T @ G.T @ x)
+        torch.testing.assert_close(layer.lora_B.grad, s * G.T @ x @ (Rd @ A).T)
+        opt.step()
+    # training did move A and B (else an unchanged old route below would prove nothing)
+    assert (layer.lora_A - A0).abs().max() > 1e-3 and (layer.lora_B - B0).abs().max() > 1e-3
     return (old_route() - start).abs().max().item(), start.abs().max().item()
 
 
@@ -338,8 +348,6 @@ def test_add_adapters_bad_input():
 
 
 def test_remove_adapters_unwraps_without_merging():
-    from torch import nn
-    import clora_lite
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4))
     plain = [m.weight.clone() for m in model if isinstance(m, nn.Linear)]
@@ -356,20 +364,44 @@ def test_remove_adapters_unwraps_without_merging():
     assert all(torch.equal(m.weight, w) for m, w in zip([model[0], model[2]], plain))
 
 
-def test_import_arrows_run_one_way():
-    """env is the bottom of the kit (imports nothing of it); data does not reach into the model for paths;
-    bench does not import the training loop for a device helper."""
-    import ast
-    from pathlib import Path
-    pkg = Path(clora_lite.__file__).parent
+# ---------- the adapter-layer interface: declared tensors, update_from, fold_into_base, snapshot ----------
 
-    def kit_imports(module):
-        tree = ast.parse((pkg / f"{module}.py").read_text())
-        found = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                found |= {node.module} if node.module else {a.name for a in node.names}
-        return found
-    assert kit_imports("env") == set() and kit_imports("augment") == set()
-    assert "vit" not in kit_imports("data")
-    assert "train" not in kit_imports("bench")
+@pytest.mark.parametrize("cls", [LoRALinear, CLoRALinear])
+def test_update_from_is_the_merged_update(cls):
+    """Every adapter layer class declares the tensors of its update and how they make it (dW = L @ R): what the
+    analysis reads back from snapshots, so it must be exactly what merging adds to W0."""
+    layer = randomize(cls(make_base(), rank=3, alpha=6))
+    tensors = layer.adapter_tensors()
+    assert tuple(tensors) == cls.adapter_tensor_names
+    L, R = cls.update_from({k: v.detach() for k, v in tensors.items()}, layer.scale)
+    assert L.shape[0] == 10 and R.shape[1] == 12 and L.shape[1] == R.shape[0]
+    torch.testing.assert_close(L @ R, layer.merged().weight - layer.base.weight)
+    x = x_batch()
+    torch.testing.assert_close(layer(x), layer.base(x) + x @ (L @ R).T)
+
+
+@pytest.mark.parametrize("reinit_A", [True, False])
+def test_fold_into_base_keeps_the_function_and_starts_a_fresh_adapter(reinit_A):
+    layer = randomize(LoRALinear(make_base(), rank=3, alpha=6))
+    x = x_batch()
+    before, A, W = layer(x).detach(), layer.lora_A.detach().clone(), layer.base.weight.detach().clone()
+    dW = layer.delta_weight().detach()
+    layer.fold_into_base(reinit_A=reinit_A)
+    torch.testing.assert_close(layer(x), before)
+    torch.testing.assert_close(layer.base.weight, W + dW)
+    assert torch.count_nonzero(layer.lora_B) == 0
+    assert torch.equal(layer.lora_A, A) != reinit_A
+
+
+def test_snapshot_holds_every_declared_tensor_and_the_scale():
+    model = nn.Sequential(nn.Linear(12, 12), nn.Linear(12, 10)).double()
+    adapters = clora_lite.add_adapters(model, kind="clora", rank=2, targets=("0", "1"), alpha=6)
+    for i, a in enumerate(adapters):
+        randomize(a, seed=i)
+    snap = clora_lite.snapshot(model)
+    assert set(snap) == {f"{n}.{k}" for n in ("0", "1") for k in (*CLoRALinear.adapter_tensor_names, "scale")}
+    assert snap["1.scale"].item() == 3.0 and snap["0.lora_A"].data_ptr() != adapters[0].lora_A.data_ptr()
+    for n, a in zip(("0", "1"), adapters):
+        tensors = {k: snap[f"{n}.{k}"] for k in CLoRALinear.adapter_tensor_names}
+        L, R = CLoRALinear.update_from(tensors, float(snap[f"{n}.scale"]))
+        torch.testing.assert_close(L @ R, a.delta_weight().detach())

@@ -1,10 +1,12 @@
-"""Our ViT against torchvision's, with the same random weights (no download), and adapters inside it."""
+"""The backbone: our ViT against torchvision's, with the same random weights (no download), adapters inside it,
+and its on-device input pipeline (backbone/pipeline.py)."""
 import pytest
 import torch
 import torchvision
 
 import clora_lite
-from clora_lite import env, vit
+from clora_lite import env
+from clora_lite.backbone import pipeline, vit
 
 
 def test_parity_with_torchvision_vit_b16():
@@ -76,6 +78,41 @@ def test_public_names_reachable_from_the_package():
     import subprocess
     import sys
     code = ("import clora_lite; clora_lite.vit.build('vit_tiny'); clora_lite.vit.ViT.from_torchvision; "
+            "from clora_lite.backbone import vit; assert clora_lite.vit is vit; "
             "from clora_lite import LoRALinear, CLoRALinear, from_loras, add_adapters, orthogonality_loss, "
-            "consolidate, merge_adapters")
+            "consolidate, merge_adapters, remove_adapters, snapshot, adapters_of, Config, run, compare, "
+            "load_benchmark, load_learner; assert callable(compare) and callable(run)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+# ---------- the input pipeline ----------
+
+def test_prepare_eval_and_identity_crop():
+    x = torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8)
+    ev = pipeline.prepare(x, 32, (0.5,) * 3, (0.5,) * 3)
+    torch.testing.assert_close(ev, x.float() / 127.5 - 1)
+    same = pipeline.prepare(x, 32, (0.5,) * 3, (0.5,) * 3, train=True, hflip=False, crop_scale=(1.0, 1.0),
+                            ratio=(1.0, 1.0))
+    torch.testing.assert_close(same, ev, atol=1e-5, rtol=0)   # a full-area square crop is the identity
+    flipped = pipeline.prepare(x, 32, (0.5,) * 3, (0.5,) * 3, train=True, hflip=True, crop_scale=(1.0, 1.0),
+                               ratio=(1.0, 1.0), generator=torch.Generator().manual_seed(1))
+    for f, e in zip(flipped, ev):
+        assert torch.allclose(f, e, atol=1e-5) or torch.allclose(f, e.flip(-1), atol=1e-5)
+    assert not torch.allclose(flipped, ev, atol=1e-5)          # with 5 images, some were flipped
+    assert pipeline.prepare(x, 64, (0.5,) * 3, (0.5,) * 3).shape == (5, 3, 64, 64)
+
+
+def test_prepare_flip_and_crop_vary_per_sample():
+    x = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8).expand(64, -1, -1, -1)
+    g = torch.Generator().manual_seed(0)
+    out = pipeline.prepare(x, 32, (0,) * 3, (1,) * 3, train=True, hflip=True, generator=g)
+    assert out.shape == (64, 3, 32, 32)
+    assert len({round(v, 4) for v in out.mean((1, 2, 3)).tolist()}) > 32   # different crops per sample
+
+
+def test_vit_prepare_uses_its_own_normalisation():
+    model = vit.build("vit_b16")
+    x = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    c = model.config
+    torch.testing.assert_close(model.prepare(x), pipeline.prepare(x, 224, c.mean, c.std))
+    assert model.prepare(x).shape == (2, 3, 224, 224)

@@ -1,15 +1,24 @@
+"""The benchmarks: the Benchmark type and its task blocks, the synthetic set, own images (imagefolder), Split
+Fashion-MNIST, and benchmarks.by_name."""
+import importlib
+
 import numpy as np
 import pytest
 import torch
 
-from clora_lite import augment, data
-from clora_lite.config import ConfigError
+from clora_lite import benchmarks
+from clora_lite.benchmarks import fashion_mnist
+from clora_lite.continual import Config, run
+from clora_lite.errors import ConfigError, DatasetMissing
+
+# benchmarks.synthetic is the function (re-exported by the package); the module is reached through sys.modules
+synthetic_module = importlib.import_module("clora_lite.benchmarks.synthetic")
 
 
 def test_synthetic_is_deterministic_and_well_formed():
-    a = data.synthetic(num_tasks=5, num_classes=10, train_per_class=6, test_per_class=3, seed=3)
-    b = data.synthetic(num_tasks=5, num_classes=10, train_per_class=6, test_per_class=3, seed=3)
-    c = data.synthetic(num_tasks=5, num_classes=10, train_per_class=6, test_per_class=3, seed=4)
+    a = benchmarks.synthetic(num_tasks=5, num_classes=10, train_per_class=6, test_per_class=3, seed=3)
+    b = benchmarks.synthetic(num_tasks=5, num_classes=10, train_per_class=6, test_per_class=3, seed=3)
+    c = benchmarks.synthetic(num_tasks=5, num_classes=10, train_per_class=6, test_per_class=3, seed=4)
     assert torch.equal(a.train_x, b.train_x) and not torch.equal(a.train_x, c.train_x)
     assert a.train_x.shape == (60, 3, 32, 32) and a.train_x.dtype == torch.uint8
     assert a.test_x.shape == (30, 3, 32, 32)
@@ -20,43 +29,21 @@ def test_synthetic_is_deterministic_and_well_formed():
 
 
 def test_pretraining_classes_are_disjoint_from_continual_ones():
-    pre, cont = set(data.synthetic_classes(True)), set(data.synthetic_classes(False))
+    pre, cont = set(benchmarks.synthetic_classes(True)), set(benchmarks.synthetic_classes(False))
     assert not pre & cont and len(cont) >= 100
     # every continual class holds a shape or texture that pre-training never shows
-    assert all(s not in data.PRETRAIN_SHAPES or t not in data.PRETRAIN_TEXTURES for s, t, _ in cont)
+    assert all(s not in synthetic_module.PRETRAIN_SHAPES or t not in synthetic_module.PRETRAIN_TEXTURES for s, t, _ in cont)
 
 
 def test_tasks_must_divide_classes():
     with pytest.raises(ConfigError, match="tasks=3 is not allowed: it must divide the 10 classes"):
-        data.make_tasks(10, 3)
+        benchmarks.make_tasks(10, 3)
 
 
 def test_pycil_order():
-    order = data.pycil_order(100)
+    order = benchmarks.pycil_order(100)
     assert sorted(order) == list(range(100))
     assert order[:5] == [68, 56, 78, 8, 23]   # the order the ViT continual-learning literature uses
-
-
-def test_prepare_eval_and_identity_crop():
-    x = torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8)
-    ev = augment.prepare(x, 32, (0.5,) * 3, (0.5,) * 3)
-    torch.testing.assert_close(ev, x.float() / 127.5 - 1)
-    same = augment.prepare(x, 32, (0.5,) * 3, (0.5,) * 3, train=True, hflip=False, crop_scale=(1.0, 1.0),
-                        ratio=(1.0, 1.0))
-    torch.testing.assert_close(same, ev, atol=1e-5, rtol=0)   # a full-area square crop is the identity
-    flipped = augment.prepare(x, 32, (0.5,) * 3, (0.5,) * 3, train=True, hflip=True, crop_scale=(1.0, 1.0),
-                           ratio=(1.0, 1.0), generator=torch.Generator().manual_seed(1))
-    for f, e in zip(flipped, ev):
-        assert torch.allclose(f, e, atol=1e-5) or torch.allclose(f, e.flip(-1), atol=1e-5)
-    assert augment.prepare(x, 64, (0.5,) * 3, (0.5,) * 3).shape == (5, 3, 64, 64)
-
-
-def test_prepare_flip_and_crop_vary_per_sample():
-    x = torch.randint(0, 256, (1, 3, 32, 32), dtype=torch.uint8).expand(64, -1, -1, -1)
-    g = torch.Generator().manual_seed(0)
-    out = augment.prepare(x, 32, (0,) * 3, (1,) * 3, train=True, hflip=True, generator=g)
-    assert out.shape == (64, 3, 32, 32)
-    assert len({round(v, 4) for v in out.mean((1, 2, 3)).tolist()}) > 32   # different crops per sample
 
 
 def test_imagefolder(tmp_path):
@@ -67,18 +54,78 @@ def test_imagefolder(tmp_path):
             (tmp_path / split / cls).mkdir(parents=True)
             for i in range(n):
                 Image.fromarray(rng.integers(0, 255, (40, 20, 3), dtype=np.uint8)).save(tmp_path / split / cls / f"{i}.png")
-    b = data.load_benchmark(f"imagefolder:{tmp_path}", num_tasks=2)
+    b = benchmarks.by_name(f"imagefolder:{tmp_path}", num_tasks=2)
     assert b.class_names == ["cat", "dog", "eel", "fox"] and b.tasks == [[0, 1], [2, 3]]
     assert b.train_x.shape == (12, 3, 32, 32) and b.test_x.shape == (8, 3, 32, 32)
     assert b.train_y.tolist() == [0] * 3 + [1] * 3 + [2] * 3 + [3] * 3
     with pytest.raises(ConfigError, match="tasks=3"):
-        data.load_benchmark(f"imagefolder:{tmp_path}", num_tasks=3)
-    with pytest.raises(data.DatasetMissing, match="needs the folders"):
-        data.load_benchmark(f"imagefolder:{tmp_path}/nope", num_tasks=2)
+        benchmarks.by_name(f"imagefolder:{tmp_path}", num_tasks=3)
+    with pytest.raises(DatasetMissing, match="needs the folders"):
+        benchmarks.by_name(f"imagefolder:{tmp_path}/nope", num_tasks=2)
 
 
 def test_inverted_variant_is_the_negative_of_the_plain_set():
-    plain = data.load_benchmark("synthetic", 2, seed=5, num_classes=4, train_per_class=3, test_per_class=2)
-    neg = data.load_benchmark("synthetic_inverted", 2, seed=5, num_classes=4, train_per_class=3, test_per_class=2)
+    plain = benchmarks.by_name("synthetic", 2, seed=5, num_classes=4, train_per_class=3, test_per_class=2)
+    neg = benchmarks.by_name("synthetic_inverted", 2, seed=5, num_classes=4, train_per_class=3, test_per_class=2)
     assert torch.equal(neg.train_x, 255 - plain.train_x) and torch.equal(neg.test_y, plain.test_y)
     assert neg.name == "synthetic-inverted"
+
+
+def test_by_name_refuses_an_unknown_benchmark_in_one_line():
+    with pytest.raises(ConfigError, match="benchmark='mnist' is not allowed: use one of synthetic, ") as e:
+        benchmarks.by_name("mnist")
+    assert "\n" not in str(e.value)
+
+
+def test_task_blocks_equal_or_given_sizes_and_the_task_of_each_label():
+    assert benchmarks.make_tasks(6, 3) == [[0, 1], [2, 3], [4, 5]]
+    tasks = benchmarks.make_tasks(6, 3, (3, 1, 2))
+    assert tasks == [[0, 1, 2], [3], [4, 5]]
+    assert benchmarks.task_of_label(tasks).tolist() == [0, 0, 0, 1, 2, 2]
+    with pytest.raises(ConfigError, match="task_sizes=3,1,1 is not allowed"):
+        benchmarks.make_tasks(6, 3, (3, 1, 1))
+    x, y = benchmarks.relabel(torch.zeros(3), torch.tensor([7, 2, 5]), [5, 7, 2])
+    assert y.tolist() == [1, 2, 0]
+
+
+# ---------- Split Fashion-MNIST (benchmarks/fashion_mnist.py) ----------
+
+def test_fashion_mnist_real_path():
+    if fashion_mnist.find_fashion_mnist() is None:
+        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    b = benchmarks.split_fashion_mnist(5, train_per_class=20, test_per_class=10, seed=1)
+    assert b.train_x.shape == (200, 3, 32, 32) and b.train_x.dtype == torch.uint8
+    assert b.test_x.shape == (100, 3, 32, 32)
+    assert b.tasks == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    assert torch.equal(b.train_x[:, 0], b.train_x[:, 2])              # grey repeated to 3 channels
+    assert b.train_x[:, :, :2].max() == 0                             # zero padding around the 28x28 image
+    assert b.train_x.float().mean() > 10                              # real images, not blank
+    assert (b.train_y.bincount() == 20).all()
+    assert b.class_names[0] == fashion_mnist.FASHION_NAMES[b.class_order[0]]
+    x, y = b.split(1, "test")
+    assert set(y.tolist()) == {2, 3}
+
+
+def test_fashion_mnist_missing_is_one_line_with_the_install_command(tmp_path, monkeypatch):
+    monkeypatch.setattr(fashion_mnist, "DEBIAN_FASHION_DIR", tmp_path / "nowhere")
+    with pytest.raises(DatasetMissing) as e:
+        benchmarks.split_fashion_mnist(5, data_dir=tmp_path)
+    assert "apt-get install dataset-fashion-mnist" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_read_idx_rejects_a_truncated_file(tmp_path):
+    p = tmp_path / "bad-idx3-ubyte"
+    p.write_bytes(bytes([0, 0, 8, 1]) + (10).to_bytes(4, "big") + bytes(3))
+    with pytest.raises(DatasetMissing, match="truncated"):
+        fashion_mnist.read_idx(p)
+
+
+def test_fashion_mnist_through_config_and_loop():
+    if fashion_mnist.find_fashion_mnist() is None:
+        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    cfg = Config(method="frozen", benchmark="split_fashion_mnist", tasks=5, train_per_class=4, test_per_class=2,
+                 epochs=0, batch=4, align_head=False, device="cpu")   # the loading path, not training: fast
+    res = run(cfg, out=None, progress=False, log=lambda *a: None)
+    assert res["benchmark"] == "split_fashion_mnist" and len(res["acc_matrix"]) == 5
+    with pytest.raises(ConfigError, match="tasks=3 is not allowed"):
+        Config.from_dict({"benchmark": "split_fashion_mnist", "tasks": 3})

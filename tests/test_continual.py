@@ -8,8 +8,13 @@ import sys
 import pytest
 import torch
 
-from clora_lite import train
-from clora_lite.config import Config, ConfigError
+from clora_lite import benchmarks
+from clora_lite.backbone import vit
+from clora_lite.continual import loop, run_folder
+from clora_lite.continual.config import Config
+from clora_lite.errors import ConfigError
+from clora_lite.methods import make_learner
+from helpers import Stop, assert_same_checkpoints, stop_after, strip_timing
 
 SMALL = dict(benchmark="synthetic", tasks=3, classes=6, train_per_class=32, test_per_class=10,
              backbone="vit_tiny", pretrained=False, epochs=1, batch=16, device="cpu", rank=4)
@@ -19,26 +24,22 @@ def small(**kw):
     return Config(**{**SMALL, **kw})
 
 
-def strip_timing(r):
-    return {k: v for k, v in r.items() if k not in ("task_seconds", "train_images_per_second")}
-
-
 def test_deterministic_on_cpu():
-    a = train.run(small(), progress=False, log=lambda s: None)
-    b = train.run(small(), progress=False, log=lambda s: None)
+    a = loop.run(small(), progress=False, log=lambda s: None)
+    b = loop.run(small(), progress=False, log=lambda s: None)
     assert a["acc_matrix"] == b["acc_matrix"] and len(a["acc_matrix"]) == 3
     assert [len(r) for r in a["acc_matrix"]] == [1, 2, 3]
 
 
 def test_evaluation_does_not_depend_on_batch_size():
-    a = train.run(small(eval_batch=7), progress=False, log=lambda s: None)
-    b = train.run(small(eval_batch=1000), progress=False, log=lambda s: None)
+    a = loop.run(small(eval_batch=7), progress=False, log=lambda s: None)
+    b = loop.run(small(eval_batch=1000), progress=False, log=lambda s: None)
     assert a["acc_matrix"] == b["acc_matrix"] and a["task_il_matrix"] == b["task_il_matrix"]
 
 
 @pytest.mark.parametrize("method", ["frozen", "finetune", "seq_lora", "lora_per_task", "clora", "joint"])
 def test_every_method_runs_and_learns(method):
-    r = train.run(small(method=method, pretrained=True), progress=False, log=lambda s: None)
+    r = loop.run(small(method=method, pretrained=True), progress=False, log=lambda s: None)
     # 6 classes: chance is 16.7 %. With the pre-trained backbone and head alignment every method is far above it
     # on the last task, and all but full fine-tuning keep most of the old tasks.
     assert r["acc_matrix"][-1][-1] > 50 and r["trainable_params"] > 0
@@ -50,8 +51,6 @@ def test_every_method_runs_and_learns(method):
 
 
 def test_frozen_backbone_and_old_head_rows_do_not_move():
-    from clora_lite import vit
-    from clora_lite.methods import make_learner
     cfg = small(method="clora")
     learner = make_learner(vit.build("vit_tiny"), 6, cfg)
     frozen_before = {n: p.clone() for n, p in learner.named_parameters() if not p.requires_grad}
@@ -70,7 +69,7 @@ def test_frozen_backbone_and_old_head_rows_do_not_move():
 
 def test_results_on_disk_and_refusal_of_another_config(tmp_path):
     out = tmp_path / "run"
-    r = train.run(small(), out, progress=False, log=lambda s: None)
+    r = loop.run(small(), out, progress=False, log=lambda s: None)
     on_disk = json.loads((out / "results.json").read_text())
     for key in ("method", "benchmark", "seed", "class_order", "acc_matrix", "last_acc", "inc_acc", "forgetting",
                 "bwt", "task_il_acc", "trainable_params", "total_params", "task_seconds",
@@ -81,17 +80,11 @@ def test_results_on_disk_and_refusal_of_another_config(tmp_path):
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["task_02.pt"]
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     with pytest.raises(ConfigError, match="holds a run with another config .*rank"):
-        train.run(small(rank=2), out, progress=False, log=lambda s: None)
+        loop.run(small(rank=2), out, progress=False, log=lambda s: None)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
-class Stop(Exception):
-    pass
-
-
-def stop_after_task_1(line):
-    if " task 2/" in line and line.endswith("saved"):
-        raise Stop
+stop_after_task_1 = stop_after(2)   # 1-based in the log: the second task, task_01.pt
 
 
 @pytest.mark.parametrize("method", ["clora", "finetune", "lora_per_task", "inflora", "sdlora"])
@@ -100,21 +93,20 @@ def test_checkpoints_keep_only_what_training_changed_and_resume_exactly(tmp_path
     keeps every weight finetune trains, and a run resumed from it ends exactly where an uninterrupted one does,
     for the learners that add branches per task (lora_per_task, InfLoRA, SD-LoRA) too."""
     cfg = small(method=method, pretrained=True)
-    whole = train.run(cfg, tmp_path / "whole", progress=False, log=lambda s: None)
+    whole = loop.run(cfg, tmp_path / "whole", progress=False, log=lambda s: None)
     with pytest.raises(Stop):
-        train.run(cfg, tmp_path / "cut", progress=False, log=stop_after_task_1)
+        loop.run(cfg, tmp_path / "cut", progress=False, log=stop_after_task_1)
     blob = torch.load(tmp_path / "cut" / "checkpoints" / "task_01.pt", weights_only=True)
     frozen_weight = "backbone.blocks.0.fc1.weight"
     assert (frozen_weight in blob["state"]) == (method == "finetune")
     assert (frozen_weight in blob["unchanged"]) == (method != "finetune")
     assert "head.weight" in blob["state"] and "class_mean" in blob["state"]
-    resumed = train.run(cfg, tmp_path / "cut", progress=False, log=lambda s: None)
+    resumed = loop.run(cfg, tmp_path / "cut", progress=False, log=lambda s: None)
     assert resumed["acc_matrix"] == whole["acc_matrix"]
     # bit for bit: the last checkpoint of both runs, and the learner load_learner rebuilds from it
     a, b = (torch.load(tmp_path / d / "checkpoints" / "task_02.pt", weights_only=True) for d in ("whole", "cut"))
-    assert a["state"].keys() == b["state"].keys() and a["unchanged"] == b["unchanged"]
-    assert all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])
-    rebuilt = train.load_learner(tmp_path / "cut", 6).state_dict()
+    assert_same_checkpoints(a, b)
+    rebuilt = run_folder.load_learner(tmp_path / "cut", 6).state_dict()
     assert all(torch.equal(rebuilt[k], b["state"][k]) for k in b["state"])
 
 
@@ -123,29 +115,29 @@ def test_resume_refuses_a_backbone_that_is_not_the_one_trained_from(tmp_path):
     initialisation), resuming would silently mix old adapters with a new backbone. The fingerprints refuse it."""
     cfg = small(method="clora", pretrained=True)
     with pytest.raises(Stop):
-        train.run(cfg, tmp_path / "cut", progress=False, log=stop_after_task_1)
+        loop.run(cfg, tmp_path / "cut", progress=False, log=stop_after_task_1)
     ckpt = tmp_path / "cut" / "checkpoints" / "task_01.pt"
     blob = torch.load(ckpt, weights_only=True)
     blob["unchanged"]["backbone.blocks.0.fc1.weight"] = "0" * 16   # as if the shipped weights had been retrained
     torch.save(blob, ckpt)
     before = ckpt.read_bytes()
     with pytest.raises(ConfigError, match="task_01.pt does not fit this run .*blocks.0.fc1.weight is not the tensor"):
-        train.run(cfg, tmp_path / "cut", progress=False, log=lambda s: None)
+        loop.run(cfg, tmp_path / "cut", progress=False, log=lambda s: None)
     assert ckpt.read_bytes() == before
 
 
 def test_a_full_checkpoint_from_before_still_resumes(tmp_path):
     """Checkpoints written before they left the frozen weights out hold the whole state dict and no "unchanged"."""
     cfg = small(method="clora", pretrained=True)
-    whole = train.run(cfg, tmp_path / "whole", progress=False, log=lambda s: None)
+    whole = loop.run(cfg, tmp_path / "whole", progress=False, log=lambda s: None)
     with pytest.raises(Stop):
-        train.run(cfg, tmp_path / "cut", progress=False, log=stop_after_task_1)
+        loop.run(cfg, tmp_path / "cut", progress=False, log=stop_after_task_1)
     ckpt = tmp_path / "cut" / "checkpoints" / "task_01.pt"
     blob = torch.load(ckpt, weights_only=True)
-    learner = train.build_learner(cfg, 6)
-    train.restore(learner, blob)
+    learner = run_folder.build_learner(cfg, 6)
+    run_folder.restore(learner, blob)
     torch.save({**{k: v for k, v in blob.items() if k != "unchanged"}, "state": learner.state_dict()}, ckpt)
-    assert train.run(cfg, tmp_path / "cut", progress=False, log=lambda s: None)["acc_matrix"] == whole["acc_matrix"]
+    assert loop.run(cfg, tmp_path / "cut", progress=False, log=lambda s: None)["acc_matrix"] == whole["acc_matrix"]
 
 
 def cli_run(out, *extra):
@@ -157,13 +149,13 @@ def cli_run(out, *extra):
 
 KILL_AFTER_TASK_1 = """
 import os, signal, sys
-from clora_lite import train
+from clora_lite.continual.loop import run
 from clora_lite.cli import build_parser, config_from
 args = build_parser().parse_args(sys.argv[1:])
 def log(line):   # called right after task 1's checkpoint is on disk: die there, as kill -9 would
     if line.startswith("clora task 2/") and line.endswith("saved"):
         os.kill(os.getpid(), signal.SIGKILL)
-train.run(config_from(args), args.out, progress=False, log=log)
+run(config_from(args), args.out, progress=False, log=log)
 """
 
 
@@ -206,7 +198,7 @@ def test_fp16_scales_the_loss_with_one_scaler_for_the_whole_run(monkeypatch):
         return s
     monkeypatch.setattr(env, "grad_scaler", spy)
     cfg = small(amp="fp16", epochs=1, method="clora")
-    train.run(cfg, progress=False, log=lambda s: None)
+    loop.run(cfg, progress=False, log=lambda s: None)
     assert len(made) == 1 and made[0].is_enabled()
     steps = calls.count("step")
     assert steps > 0 and calls.count("scale") == calls.count("update") == steps
@@ -217,8 +209,8 @@ def test_autocast_learns_as_well_as_float32(amp):
     """bf16 autocast (the default on recent GPUs) and fp16 with loss scaling (the default on a T4) run on the CPU
     too and give about the same accuracy as float32."""
     cfg = dict(pretrained=True, epochs=2, test_per_class=50, method="clora")
-    fp32 = train.run(small(**cfg), progress=False, log=lambda s: None)
-    low = train.run(small(amp=amp, **cfg), progress=False, log=lambda s: None)
+    fp32 = loop.run(small(**cfg), progress=False, log=lambda s: None)
+    low = loop.run(small(amp=amp, **cfg), progress=False, log=lambda s: None)
     assert fp32["last_acc"] > 60   # it learned something (chance: 16.7 %)
     assert abs(low["last_acc"] - fp32["last_acc"]) <= 5
 
@@ -240,7 +232,6 @@ def test_amp_auto_picks_bf16_only_where_the_gpu_has_bf16_tensor_cores(monkeypatc
 
 def test_compiled_backbone_matches_eager():
     pytest.importorskip("torch._inductor")
-    from clora_lite import vit
     torch.manual_seed(0)
     model = vit.build("vit_tiny")
     x = torch.randn(4, 3, 32, 32)
@@ -251,8 +242,6 @@ def test_compiled_backbone_matches_eager():
 
 
 def test_routing_lr_reaches_the_optimizer():
-    from clora_lite import vit
-    from clora_lite.methods import make_learner
     learner = make_learner(vit.build("vit_tiny"), 6, small(method="clora", routing_lr=0.05, lr=0.001))
     groups = learner.param_groups()
     by_lr = {g["lr"]: sum(p.numel() for p in g["params"]) for g in groups}
@@ -267,30 +256,33 @@ def test_predictions_class_il_and_task_il_with_unequal_tasks():
                            [0., 0., 0., 0., 1., 2.],    # label 4: both say 5
                            [0., 0., 0., 0., 3., 2.]])   # label 4: both right
     labels = torch.tensor([1, 3, 4, 4])
-    cil, til = train.predictions(logits, labels, tasks)
+    cil, til = loop.predictions(logits, labels, tasks)
     assert cil.tolist() == [3, 0, 5, 4]
     assert til.tolist() == [1, 3, 5, 4]
 
 
 def test_unequal_tasks_run_end_to_end():
-    r = train.run(small(task_sizes=(3, 1, 2)), progress=False, log=lambda s: None)
+    r = loop.run(small(task_sizes=(3, 1, 2)), progress=False, log=lambda s: None)
     assert r["tasks"] == [[0, 1, 2], [3], [4, 5]]
     assert [len(row) for row in r["acc_matrix"]] == [1, 2, 3]
     assert r["task_il_matrix"][-1][1] == 100.0   # a one-class task cannot be wrong within its own classes
 
 
 def test_validation_split_is_held_out_and_reported():
-    from clora_lite import data
-    b = data.synthetic(2, 4, train_per_class=20, test_per_class=5, seed=0).hold_out(0.25, seed=0)
+    b = benchmarks.synthetic(2, 4, train_per_class=20, test_per_class=5, seed=0).hold_out(0.25, seed=0)
     assert len(b.val_y) == 4 * 5 and len(b.train_y) == 4 * 15
     assert not set(map(bytes, b.val_x.flatten(1).numpy())) & set(map(bytes, b.train_x.flatten(1).numpy()))
-    r = train.run(small(val_fraction=0.25), progress=False, log=lambda s: None)
-    assert [len(row) for row in r["val_acc_matrix"]] == [1, 2, 3] and 0 <= r["val_last_acc"] <= 100
+    r = loop.run(small(val_fraction=0.25, pretrained=True), progress=False, log=lambda s: None)
+    assert [len(row) for row in r["val_acc_matrix"]] == [1, 2, 3]
+    # 8 of each class's 32 training images are held out (48 in all): the accuracy counts exactly those
+    n_val = 6 * 8
+    assert r["val_last_acc"] * n_val / 100 == pytest.approx(round(r["val_last_acc"] * n_val / 100), abs=1e-6)
+    assert r["val_last_acc"] == pytest.approx(sum(r["val_acc_matrix"][-1]) / 3)        # equal tasks
+    assert r["val_inc_acc"] == pytest.approx(sum(sum(row) / len(row) for row in r["val_acc_matrix"]) / 3)
+    assert r["val_last_acc"] > 50   # the pre-trained backbone: far above chance (16.7 %) on held-out images too
 
 
 def test_lora_per_task_merges_then_starts_fresh_with_the_same_function():
-    from clora_lite import vit
-    from clora_lite.methods import make_learner
     torch.manual_seed(0)
     learner = make_learner(vit.build("vit_tiny"), 6, small(method="lora_per_task")).eval()
     learner.begin_task(0, [0, 1])
@@ -303,14 +295,12 @@ def test_lora_per_task_merges_then_starts_fresh_with_the_same_function():
     learner.begin_task(1, [2, 3])
     torch.testing.assert_close(learner.backbone(x), before, atol=1e-5, rtol=1e-5)
     assert all(p.abs().sum() == 0 for n, p in learner.named_parameters() if n.endswith("lora_B"))
-    assert learner.total_params() > make_learner(vit.build("vit_tiny"), 6, small(method="seq_lora")).total_params()
+    assert learner.stored_params() > make_learner(vit.build("vit_tiny"), 6, small(method="seq_lora")).stored_params()
 
 
 def test_align_head_separates_classes_the_masked_head_never_compared():
     """Two tasks whose classes were each learned against their own task only: alignment on the stored Gaussians
     must make the head tell all four apart."""
-    from clora_lite import vit
-    from clora_lite.methods import make_learner
     torch.manual_seed(0)
     learner = make_learner(vit.build("vit_tiny"), 4, small(method="frozen"))
     D = learner.backbone.dim
@@ -350,8 +340,6 @@ def test_damaged_checkpoint_is_one_line_and_kept(tmp_path, capsys):
 # ---------------------------------------------------------------- drift compensation and the warm start (ours)
 
 def _learner_with_stats(n_classes=4):
-    from clora_lite import vit
-    from clora_lite.methods import make_learner
     learner = make_learner(vit.build("vit_tiny"), n_classes, small(method="frozen", classes=n_classes, tasks=2))
     g = torch.Generator().manual_seed(0)
     D = learner.class_mean.shape[1]
@@ -395,11 +383,11 @@ def test_drift_compensation_moves_nothing_without_drift_and_shrinks_with_ridge()
 
 def test_drift_ridge_runs_through_the_loop_and_frozen_is_unchanged():
     """A frozen backbone has no drift: with or without compensation the run is the same, to the bit."""
-    plain = train.run(small(method="frozen", epochs=1), progress=False, log=lambda s: None)
-    comp = train.run(small(method="frozen", epochs=1, drift_ridge=1.0), progress=False, log=lambda s: None)
+    plain = loop.run(small(method="frozen", epochs=1), progress=False, log=lambda s: None)
+    comp = loop.run(small(method="frozen", epochs=1, drift_ridge=1.0), progress=False, log=lambda s: None)
     assert plain["acc_matrix"] == comp["acc_matrix"]
-    moved = train.run(small(method="seq_lora", epochs=1, lr=3e-3, drift_ridge=1.0), progress=False, log=lambda s: None)
-    still = train.run(small(method="seq_lora", epochs=1, lr=3e-3), progress=False, log=lambda s: None)
+    moved = loop.run(small(method="seq_lora", epochs=1, lr=3e-3, drift_ridge=1.0), progress=False, log=lambda s: None)
+    still = loop.run(small(method="seq_lora", epochs=1, lr=3e-3), progress=False, log=lambda s: None)
     assert moved["acc_matrix"][0] == still["acc_matrix"][0]   # task 1 has nothing old to move
     assert moved["acc_matrix"][1:] != still["acc_matrix"][1:]
     with pytest.raises(ConfigError, match="drift_ridge=0 is not allowed"):
@@ -418,11 +406,27 @@ def test_first_lr_scale_reaches_every_adapting_method_on_the_first_task_only(mon
     monkeypatch.setattr(torch.optim, "AdamW", spy)
     for method in ("seq_lora", "clora", "sdlora", "inflora", "finetune"):
         seen.clear()
-        train.run(small(method=method, epochs=1, tasks=2, lr=1e-3, backbone_lr=1e-3, head_lr=1e-2,
+        loop.run(small(method=method, epochs=1, tasks=2, lr=1e-3, backbone_lr=1e-3, head_lr=1e-2,
                         first_lr_scale=10.0), progress=False, log=lambda s: None)
         assert seen[0][0] == 1e-2 and seen[1][0] == 1e-2, method            # the head never scales
         assert all(abs(lr - 1e-2) < 1e-12 for lr in seen[0][1:]), method    # task 1: 10 x 1e-3
         assert all(abs(lr - 1e-3) < 1e-12 for lr in seen[1][1:]), method    # later tasks: lr
     seen.clear()
-    train.run(small(method="joint", epochs=1, tasks=2, lr=1e-3, first_lr_scale=10.0), progress=False, log=lambda s: None)
+    loop.run(small(method="joint", epochs=1, tasks=2, lr=1e-3, first_lr_scale=10.0), progress=False, log=lambda s: None)
     assert len(seen) == 1 and all(abs(lr - 1e-3) < 1e-12 for lr in seen[0][1:])   # the reference is not warmed
+
+
+def test_task_stream_joint_is_one_task_and_the_warm_start_only_the_first():
+    bench = benchmarks.synthetic(3, 6, train_per_class=2, test_per_class=1, seed=0)
+    (joint,) = loop.task_stream(small(method="joint", first_lr_scale=5.0), bench)
+    assert (joint.labels, joint.parts, joint.seen, joint.lr_scale) == (list(range(6)), [0, 1, 2], 3, 1.0)
+    stream = loop.task_stream(small(method="clora", first_lr_scale=5.0), bench)
+    assert [t.labels for t in stream] == bench.tasks and [t.parts for t in stream] == [[0], [1], [2]]
+    assert [t.seen for t in stream] == [1, 2, 3] and [t.lr_scale for t in stream] == [5.0, 1.0, 1.0]
+
+
+def test_run_context_for_a_cpu_config():
+    ctx = loop.RunContext.for_config(small(amp="auto"))
+    assert ctx.device == torch.device("cpu") and ctx.amp_dtype is None and not ctx.scaler.is_enabled()
+    ctx = loop.RunContext.for_config(small(amp="fp16"))
+    assert ctx.amp_dtype is torch.float16 and ctx.scaler.is_enabled()

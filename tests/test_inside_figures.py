@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from clora_lite import analysis as an
-from clora_lite import explorers as ex
-from clora_lite import viz, viz_inside
+from clora_lite.backbone import vit
+from clora_lite.inside import analysis as an
+from clora_lite.inside import explorers as ex
+from clora_lite.inside import figures, plots
 
 T, R, D_IN, D_OUT = 3, 2, 6, 6
 LAYERS = ["backbone.blocks.0.attn.q", "backbone.blocks.0.attn.v", "backbone.blocks.1.attn.q"]
@@ -71,10 +72,10 @@ def images():
     return [rand(4, 2, 6, seed=90 + t) for t in range(T)]
 
 
-# ---------- viz: accuracy, forgetting, storage ----------
+# ---------- plots.py: accuracy, forgetting, storage ----------
 
 def test_acc_matrix_figure_data_axes_and_references():
-    fig = viz.acc_matrix_figure(ALL_RESULTS)
+    fig = plots.acc_matrix_figure(ALL_RESULTS)
     heat = [t for t in fig.data if t.type == "heatmap"]
     assert len(heat) == 2                                  # frozen and joint are references, not panels
     np.testing.assert_allclose(heat[1].z, an.acc_matrix(ALL_RESULTS[2]))
@@ -83,7 +84,7 @@ def test_acc_matrix_figure_data_axes_and_references():
 
 
 def test_forgetting_figure_curves_and_reference_lines():
-    fig = viz.forgetting_figure(ALL_RESULTS, task=1)
+    fig = plots.forgetting_figure(ALL_RESULTS, task=1)
     by = {t.name: t for t in fig.data}
     np.testing.assert_allclose(by["clora"].y, [81.0, 71.0])      # R[1][1], R[2][1]
     np.testing.assert_array_equal(by["clora"].x, [2, 3])
@@ -91,56 +92,56 @@ def test_forgetting_figure_curves_and_reference_lines():
     assert list(by["joint (upper bound)"].y) == [91.0, 91.0] and by["joint (upper bound)"].line.dash == "dot"
     assert list(by["joint (upper bound)"].x) == [1, T]             # a level over the whole stream
     assert fig.layout.yaxis.title.text == "accuracy on task 2 (%)" and fig.layout.xaxis.title.text == "tasks learned"
-    ax = viz.plot_forgetting(ALL_RESULTS, task=1)
+    ax = plots.plot_forgetting(ALL_RESULTS, task=1)
     assert ax.get_ylabel() == "accuracy on task 2 (%)" and len(ax.get_legend().texts) == 4
     plt.close(ax.figure)
 
 
 def test_params_figure_flat_for_clora_growing_for_stack():
     params = an.stored_adapter_params([(6, 6)], rank=2, tasks=4)
-    fig = viz.params_figure(params)
+    fig = plots.params_figure(params)
     by = {t.name: t for t in fig.data}
     assert len(set(by["clora"].y)) == 1 and list(by["lora_per_task"].y) == [24, 48, 72, 96]
     assert fig.layout.yaxis.title.text == "stored adapter parameters (count)"
 
 
 def test_save_figures_writes_pngs(tmp_path):
-    paths = viz.save_figures(ALL_RESULTS, tmp_path)
+    paths = plots.save_figures(ALL_RESULTS, tmp_path)
     assert [p.name for p in paths] == ["accuracy_curves.png", "forgetting.png", "acc_matrices.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
 
 
-# ---------- viz_inside ----------
+# ---------- figures.py: overlap, routing, interference ----------
 
 def test_overlap_figure_data_and_titles():
     mats = {"clora": np.array([[1, 0.2], [0.2, 1]]), "seq_lora": np.array([[1, 0.8], [0.8, 1]])}
-    fig = viz_inside.overlap_figure(mats, "row", chance=0.1)
+    fig = figures.overlap_figure(mats, "row", chance=0.1)
     np.testing.assert_allclose(fig.data[1].z, mats["seq_lora"])
     assert (fig.data[0].zmin, fig.data[0].zmax) == (0, 1)
     titles = [a.text for a in fig.layout.annotations]
     assert titles == ["clora: mean between tasks 0.20", "seq_lora: mean between tasks 0.80"]
     assert fig.layout.xaxis.title.text == "task u (its update)" and "row spaces" in fig.layout.title.text
     assert "random subspaces ≈ 0.10" in fig.layout.title.text
-    assert fig.data[0].colorbar.title.text == viz_inside.OVERLAP_CBAR
+    assert fig.data[0].colorbar.title.text == figures.OVERLAP_CBAR
 
 
 def test_routing_figure_panels():
     h = an.routing_history(clora_run())[LAYERS[0]]
-    fig = viz_inside.routing_figure({"clora": h}, t=2)
+    fig = figures.routing_figure({"clora": h}, t=2)
     np.testing.assert_allclose(fig.data[1].z, h["R_delta"][2])
     np.testing.assert_allclose(fig.data[2].y, h["sv_old"][2])
     assert fig.layout.xaxis3.title.text == "singular value index" and fig.layout.yaxis3.title.text == "singular value"
     assert "eff. rank" in fig.layout.annotations[0].text and "inside R_old" in fig.layout.annotations[2].text
     lim = np.abs(h["R_old"][2]).max()          # each matrix on its own symmetric scale
     assert fig.data[0].zmax == pytest.approx(lim) and fig.data[0].zmin == pytest.approx(-lim)
-    mpl = viz_inside.plot_routing({"clora": h, "again": h}, t=2)
+    mpl = figures.plot_routing({"clora": h, "again": h}, t=2)
     assert mpl.axes[3].get_ylabel() == "share of ‖R_delta‖² (%)" and len(mpl.axes) >= 8
     plt.close(mpl)
 
 
 def test_interference_figure_percent_and_below_diagonal_mean():
     M = np.array([[0.1, np.nan], [0.05, 0.2]])
-    fig = viz_inside.interference_figure({"clora": M})
+    fig = figures.interference_figure({"clora": M})
     np.testing.assert_allclose(fig.data[0].z, 100 * M)
     assert fig.layout.annotations[0].text == "clora: mean on older tasks 5.0 %"
     assert fig.layout.yaxis.title.text == "task t (whose update)"
@@ -160,11 +161,11 @@ def test_save_inside_figures_from_run_folders(tmp_path, monkeypatch):
     (tmp_path / "frozen").mkdir()
     (tmp_path / "frozen" / "config.json").write_text(json.dumps({"method": "frozen", "rank": 2, "alpha": None}))
     dirs["frozen"] = tmp_path / "frozen"
-    monkeypatch.setattr("clora_lite.vit.build", lambda name, pretrained=False: TinyViT())
+    monkeypatch.setattr(vit, "build", lambda name, pretrained=False: TinyViT())
     monkeypatch.setattr(an, "task_images", lambda bench, base, n: images())
     out = tmp_path / "figs"
     out.mkdir()
-    paths = viz_inside.save_inside_figures(dirs, out, bench=object())
+    paths = figures.save_inside_figures(dirs, out, bench=object())
     assert [p.name for p in paths] == ["overlap.png", "routing.png", "interference.png", "stored_params.png"]
     assert all(p.stat().st_size > 1000 for p in paths)
     assert set(an.load_runs(tmp_path)) == {"clora", "seq_lora", "frozen"}
@@ -179,7 +180,7 @@ def shown(view) -> dict:
 
 def test_plotly_bundle_is_data_not_plotly_js(monkeypatch):
     monkeypatch.delenv("PLOTLY_RENDERER", raising=False)
-    fig = viz.params_figure(an.stored_adapter_params([(6, 6)], 2, 3))
+    fig = plots.params_figure(an.stored_adapter_params([(6, 6)], 2, 3))
     bundle = ex.mime_bundle(fig)
     assert set(bundle) == {"application/vnd.plotly.v1+json", "text/plain"}
     assert "cdn.plot.ly" not in json.dumps(bundle) and bundle["application/vnd.plotly.v1+json"]["data"]

@@ -1,14 +1,17 @@
-"""InfLoRA, the input-protecting C-LoRA (ours), the input-subspace helpers, and the Fashion-MNIST loader."""
+"""The peers: InfLoRA with its input-subspace helpers (methods/inflora.py) and SD-LoRA (methods/sdlora.py), and
+both through the loop. Every method's shared contract (learns, frozen weights, resume, checkpoints, analysis) is
+in test_contract.py."""
 from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
-from clora_lite import input_subspace as ins
-from clora_lite import peers, realdata, train, vit
-from clora_lite.config import Config, ConfigError
-from clora_lite.data import DatasetMissing
+from clora_lite.backbone import vit
+from clora_lite.continual import Config, run
+from clora_lite.errors import NeedsTaskData
+from clora_lite.methods import inflora as ins
+from clora_lite.methods import sdlora
 
 
 def cfg(**kw):
@@ -28,7 +31,7 @@ def batches_of(x):
     return lambda: iter(x.split(8))
 
 
-# ---------------------------------------------------------------- input_subspace
+# ---------------------------------------------------------------- InfLoRA's input subspaces
 
 def test_input_covariance_is_the_mean_outer_product_over_all_tokens():
     lin = nn.Linear(5, 3)
@@ -76,13 +79,13 @@ def test_threshold_rises_from_095_towards_1():
 
 def test_inflora_designs_A_off_the_protected_subspace_merges_and_grows():
     torch.manual_seed(0)
-    learner = peers.InfLoRA(small_vit(), 6, cfg())
+    learner = ins.InfLoRA(small_vit(), 6, cfg())
     x0, x1 = torch.randn(24, 3, 16, 16), torch.randn(24, 3, 16, 16) + 1.0
     learner.begin_task(0, [0, 1])
-    with pytest.raises(peers.NeedsTaskData, match="prepare_task"):
+    with pytest.raises(NeedsTaskData, match="prepare_task"):
         learner.param_groups()
     learner.prepare_task(batches_of(x0))
-    layers = list(learner.layers.values())
+    layers = list(learner.adapters.values())
     assert len(layers) == 4   # k and v of 2 blocks
     for m in layers:
         A = m.lora_A.double() * 3 ** 0.5
@@ -109,81 +112,6 @@ def test_inflora_designs_A_off_the_protected_subspace_merges_and_grows():
     assert all(b >= a for a, b in zip(k0, k1)) and sum(k1) > sum(k0)
 
 
-# ---------------------------------------------------------------- the kit's input-protecting C-LoRA
-
-def test_clora_inp_penalty_is_zero_off_the_protected_inputs_and_positive_on_them():
-    learner = peers.CLoRAInp(small_vit(), 6, cfg(method="clora_inp", lambda_orth=0.0, lambda_in=1.0))
-    learner.begin_task(1, [2, 3])
-    learner.prepare_task(batches_of(torch.randn(8, 3, 16, 16)))
-    m = next(iter(learner.layers.values()))
-    d = m.base.in_features
-    with torch.no_grad():
-        for other in learner.layers.values():
-            other.R_delta.zero_()
-        m.R_delta.copy_(torch.eye(m.rank))
-        m.lora_A.zero_()
-        m.lora_A[:, : d // 2] = torch.randn(m.rank, d // 2)          # A reads only the first half of the inputs
-        m.input_basis.zero_()
-        m.input_basis[d // 2:, d // 2:] = torch.eye(d - d // 2)        # old inputs live in the second half
-    assert learner.regularizer().item() == 0.0
-    with torch.no_grad():
-        m.input_basis.zero_()
-        m.input_basis[:2, :2] = torch.eye(2)                           # old inputs overlap what A reads
-    assert learner.regularizer().item() > 0.0
-
-
-def test_clora_inp_design_A_keeps_the_old_route_and_grows_the_basis():
-    torch.manual_seed(0)
-    learner = peers.CLoRAInp(small_vit(), 6, cfg(method="clora_inp", design_a=True))
-    x0, x1 = torch.randn(16, 3, 16, 16), torch.randn(16, 3, 16, 16) * 2
-    learner.begin_task(0, [0, 1])
-    learner.prepare_task(batches_of(x0))
-    with torch.no_grad():
-        for m in learner.layers.values():
-            m.R_delta.copy_(torch.diag(torch.tensor([1.0, 0.5, 0.0, 0.0])))   # old routing reads rows 0 and 1
-    learner.end_task()
-    assert all(ins.basis_of(m.input_basis).shape[1] >= 1 for m in learner.layers.values())
-    old = {n: (m.R_old @ m.lora_A).clone() for n, m in learner.layers.items()}
-    learner.begin_task(1, [2, 3])
-    learner.prepare_task(batches_of(x1))
-    for n, m in learner.layers.items():
-        torch.testing.assert_close(m.R_old @ m.lora_A, old[n], atol=1e-5, rtol=1e-4)   # the old route is untouched
-        free = m.lora_A[2:].double()                                   # the re-aimed rows avoid old inputs
-        assert (free @ m.input_basis.double()).abs().max() < 1e-5
-
-
-# ---------------------------------------------------------------- Fashion-MNIST
-
-def test_fashion_mnist_real_path():
-    if realdata.find_fashion_mnist() is None:
-        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
-    b = realdata.split_fashion_mnist(5, train_per_class=20, test_per_class=10, seed=1)
-    assert b.train_x.shape == (200, 3, 32, 32) and b.train_x.dtype == torch.uint8
-    assert b.test_x.shape == (100, 3, 32, 32)
-    assert b.tasks == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
-    assert torch.equal(b.train_x[:, 0], b.train_x[:, 2])              # grey repeated to 3 channels
-    assert b.train_x[:, :, :2].max() == 0                             # zero padding around the 28x28 image
-    assert b.train_x.float().mean() > 10                              # real images, not blank
-    assert (b.train_y.bincount() == 20).all()
-    assert b.class_names[0] == realdata.FASHION_NAMES[b.class_order[0]]
-    x, y = b.split(1, "test")
-    assert set(y.tolist()) == {2, 3}
-
-
-def test_fashion_mnist_missing_is_one_line_with_the_install_command(tmp_path, monkeypatch):
-    monkeypatch.setattr(realdata, "DEBIAN_FASHION_DIR", tmp_path / "nowhere")
-    with pytest.raises(DatasetMissing) as e:
-        realdata.split_fashion_mnist(5, data_dir=tmp_path)
-    assert "apt-get install dataset-fashion-mnist" in str(e.value) and "\n" not in str(e.value)
-
-
-def test_read_idx_rejects_a_truncated_file(tmp_path):
-    p = tmp_path / "bad-idx3-ubyte"
-    p.write_bytes(bytes([0, 0, 8, 1]) + (10).to_bytes(4, "big") + bytes(3))
-    with pytest.raises(DatasetMissing, match="truncated"):
-        realdata.read_idx(p)
-
-
 # ---------------------------------------------------------------- SD-LoRA
 
 def sdlora_learner(tasks=3):
@@ -193,7 +121,7 @@ def sdlora_learner(tasks=3):
 
 def test_sdlora_old_pairs_enter_as_unit_directions_times_their_magnitude():
     learner = sdlora_learner()
-    m = learner.layers[0]
+    m = next(iter(learner.adapters.values()))
     with torch.no_grad():
         nn.init.normal_(m.lora_B)
         A0, B0 = m.lora_A.clone(), m.lora_B.clone()
@@ -213,7 +141,7 @@ def test_sdlora_old_pairs_enter_as_unit_directions_times_their_magnitude():
 
 def test_sdlora_handover_keeps_a_layers_update():
     torch.manual_seed(0)
-    m = peers.SDLoRALinear(nn.Linear(12, 10), rank=3, tasks=2)
+    m = sdlora.SDLoRALinear(nn.Linear(12, 10), rank=3, num_tasks=2)
     m.__dict__["magnitudes"] = torch.tensor([0.8, 0.0, 0.0])
     with torch.no_grad():
         nn.init.normal_(m.lora_B)
@@ -227,11 +155,11 @@ def test_sdlora_magnitudes_load_into_a_fresh_learner_and_reach_every_layer():
     """The magnitudes live once, on the learner; a checkpoint loaded into a new learner drives all its layers."""
     learner = sdlora_learner()
     with torch.no_grad():
-        for m in learner.layers:
+        for m in learner.adapters.values():
             nn.init.normal_(m.lora_B)
         learner.begin_task(0, [0, 1])
         learner.begin_task(1, [2, 3])
-        for m in learner.layers:
+        for m in learner.adapters.values():
             nn.init.normal_(m.lora_B)
         learner.magnitudes.copy_(torch.tensor([0.3, 1.9, 0.0, 0.0]))
     fresh = sdlora_learner()
@@ -239,7 +167,7 @@ def test_sdlora_magnitudes_load_into_a_fresh_learner_and_reach_every_layer():
     fresh.begin_task(1, [2, 3])
     fresh.load_state_dict(learner.state_dict())
     x = torch.randn(2, 3, 16, 16)
-    assert all(m.magnitudes is fresh.magnitudes for m in fresh.layers)
+    assert all(m.magnitudes is fresh.magnitudes for m in fresh.adapters.values())
     torch.testing.assert_close(fresh.backbone(x), learner.backbone(x))
 
 
@@ -250,29 +178,34 @@ def test_sdlora_trains_only_the_current_pair_the_magnitudes_and_the_head():
     names = {n for n, p in learner.named_parameters() if id(p) in trained}
     assert names == {"magnitudes", "head.weight", "head.bias"} | {
         f"backbone.blocks.{b}.attn.{t}.lora_{x}" for b in range(2) for t in "qv" for x in "AB"}
-    frozen = learner.total_params()
+    frozen = learner.stored_params()
     learner.begin_task(1, [2, 3])
-    per_task = sum(m.lora_A.numel() + m.lora_B.numel() for m in learner.layers)
-    assert learner.total_params() == frozen + per_task   # every task's pair is kept apart
+    per_task = sum(m.lora_A.numel() + m.lora_B.numel() for m in learner.adapters.values())
+    assert learner.stored_params() == frozen + per_task   # every task's pair is kept apart
 
 
-# ---------------------------------------------------------------- through the loop (train.py calls prepare_task)
+def test_sdlora_old_coefficients_are_magnitudes_over_the_pair_norms():
+    r, T = 2, 3
+    g = torch.Generator().manual_seed(0)
+    old_A, old_B = torch.randn(T * r, 5, generator=g), torch.randn(4, T * r, generator=g)
+    old_A[2 * r:], old_B[:, 2 * r:] = 0, 0                     # task 2's slot unused
+    mags = torch.tensor([0.8, 1.5, 0.4, 0.9])
+    c = sdlora.SDLoRALinear.old_coefficients(old_A, old_B, mags)
+    want = [mags[1 + i] / (old_B[:, i * r:(i + 1) * r].norm() * old_A[i * r:(i + 1) * r].norm()) for i in range(2)]
+    torch.testing.assert_close(c, torch.stack([want[0], want[0], want[1], want[1], torch.tensor(0.), torch.tensor(0.)]))
 
-@pytest.mark.parametrize("method,kw", [("inflora", {}), ("clora_inp", {"design_a": True, "first_lr_scale": 2.0}),
-                                       ("sdlora", {"drift_ridge": 1.0})])
+
+# ---------------------------------------------------------------- through the loop (the loop calls prepare_task)
+
+@pytest.mark.parametrize("method,kw", [("inflora", {"first_lr_scale": 2.0}), ("sdlora", {"drift_ridge": 1.0})])
 def test_new_methods_run_through_the_loop(method, kw):
+    """With a validation split, the warm start and drift compensation: the run is deterministic, and the validation
+    accuracy counts exactly the held-out images (2 of each class's 6: 8 in all, so a multiple of 12.5 %)."""
     cfg = Config(method=method, benchmark="synthetic_inverted", tasks=2, classes=4, train_per_class=6,
                  test_per_class=3, val_fraction=0.34, epochs=1, batch=4, align_steps=2, device="cpu", **kw)
-    res = train.run(cfg, out=None, progress=False, log=lambda *a: None)
-    assert len(res["acc_matrix"]) == 2 and 0 <= res["last_acc"] <= 100 and "val_last_acc" in res
-
-
-def test_fashion_mnist_through_config_and_loop():
-    if realdata.find_fashion_mnist() is None:
-        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
-    cfg = Config(method="frozen", benchmark="split_fashion_mnist", tasks=5, train_per_class=4, test_per_class=2,
-                 epochs=0, batch=4, align_head=False, device="cpu")   # the loading path, not training: fast
-    res = train.run(cfg, out=None, progress=False, log=lambda *a: None)
-    assert res["benchmark"] == "split_fashion_mnist" and len(res["acc_matrix"]) == 5
-    with pytest.raises(ConfigError, match="tasks=3 is not allowed"):
-        Config.from_dict({"benchmark": "split_fashion_mnist", "tasks": 3})
+    res = run(cfg, out=None, progress=False, log=lambda *a: None)
+    again = run(cfg, out=None, progress=False, log=lambda *a: None)
+    assert res["acc_matrix"] == again["acc_matrix"] and res["val_acc_matrix"] == again["val_acc_matrix"]
+    assert [len(r) for r in res["acc_matrix"]] == [1, 2] == [len(r) for r in res["val_acc_matrix"]]
+    assert res["val_last_acc"] == res["val_acc_matrix"][-1][0] / 2 + res["val_acc_matrix"][-1][1] / 2
+    assert (res["val_last_acc"] * 8 / 100) == pytest.approx(round(res["val_last_acc"] * 8 / 100), abs=1e-9)

@@ -1,6 +1,6 @@
 import pytest
 
-from clora_lite import metrics
+from clora_lite.continual import metrics
 
 
 R = [[90.0],

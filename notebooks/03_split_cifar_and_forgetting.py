@@ -240,7 +240,7 @@ for r in results:
 # then loses old tasks (below the diagonal): in the CI-sized run stored here its Forgetting is 72 points and it
 # ends far *below* the frozen backbone, which learned nothing new (41 vs 91 %). `seq_lora` forgets only a little
 # more than frozen here (8.0 vs 5.4): at this size and learning rate its LoRA barely moves. When it adapts more it
-# forgets much more (the README's demo: forgetting 26 vs frozen's 7; on `synthetic_inverted` 70 vs 8). Chapter 01
+# forgets much more (the README's demo: forgetting 26 vs frozen's 7; on `synthetic_inverted`, docs/headroom_study.md: 70 vs 8). Chapter 01
 # showed the reverse on a single task: adapting paid. Keeping that gain without the loss is the job of C-LoRA
 # (chapter 04 runs it beside these baselines).
 #
@@ -426,8 +426,8 @@ print(f"seq_lora drift of stored means, mean over tasks: {np.mean(drift['seq_lor
 print(f"seq_lora Last-Acc: {by_name['seq_lora']['last_acc']:.1f} % -> {comp['last_acc']:.1f} % with compensation")
 
 # %% [markdown]
-# Compensation shrinks the staleness; it cannot undo the forgetting of the features themselves. In the README's
-# headroom study (and chapter 04) what lets methods beat the frozen backbone is a strong adaptation on the first
+# Compensation shrinks the staleness; it cannot undo the forgetting of the features themselves. In the kit's
+# headroom study (docs/headroom_study.md) (and chapter 04) what lets methods beat the frozen backbone is a strong adaptation on the first
 # task. Compensation adds little to it on `synthetic_inverted` (C-LoRA with that warm start: 64.7 without, 65.1
 # with, well within the spread over seeds) but matters on Fashion-MNIST with 1000 images per class, where the
 # features keep moving over 250 steps per task: 69.8 without, 72.1 with (forgetting 13.5 vs 9.7), lower without
@@ -481,7 +481,7 @@ print(f"seq_lora Last-Acc: {by_name['seq_lora']['last_acc']:.1f} % -> {comp['las
 # Change the settings cell and rerun from the top (the runs go to a new folder). Expect every learned method to
 # adapt more — the frozen features are worse on negatives — and `seq_lora` and `finetune` to forget more, since
 # they move the backbone further; alignment then helps them less, because their stored statistics go staler.
-# The README's demo table on `synthetic_inverted` shows this at the demo's size.
+# The `synthetic_inverted` table in docs/headroom_study.md shows this at the demo's size.
 # </details>
 #
 # <details><summary>3. align_steps</summary>

@@ -489,7 +489,7 @@ print(f"headroom (joint - frozen):   {last('joint') - last('frozen'):+5.1f} poin
 
 # %% [markdown]
 # At the CI scale these numbers mean little (three small tasks; every method lands within a few points). At the
-# scales where they mean something, here is what the kit's authors have measured (README, seed 0, 2-core CPU,
+# scales where they mean something, here is what the kit's authors have measured (README and docs/headroom_study.md, seed 0, 2-core CPU,
 # the demo's sizes: 10 tasks, 64 images per class, 3 epochs, `vit_tiny`):
 #
 # | Last-Acc (%) | frozen | seq_lora | lora_per_task | **clora** | clora, λ = 0 | joint |
@@ -505,7 +505,7 @@ print(f"headroom (joint - frozen):   {last('joint') - last('frozen'):+5.1f} poin
 # **Where it only ties the frozen backbone.** It never beats `frozen`. On `synthetic` there is nothing to win:
 # the pre-trained features with an aligned head are within about 1 point of the joint upper bound. On
 # `synthetic_inverted` there are 24 points to win (joint 72.1 vs frozen 47.8), and C-LoRA at its defaults does
-# not take them: its update stays small (README: ‖ΔW‖ / ‖W0‖ ≈ 1.5 % on `synthetic`), so it learns little and
+# not take them: its update stays small (docs/ablations.md: ‖ΔW‖ / ‖W0‖ ≈ 1.5 % on `synthetic`), so it learns little and
 # forgets little. Given more plasticity (lr 3e-3) it learns the new tasks and then forgets them (Last 29.9): the
 # penalty keeps the new *routing* $R_\Delta$ away from the old one, but the new route $B R_\Delta A x$ still
 # changes the features of old images. That is a limit of routing-side orthogonality, in the kit's reading of
@@ -536,7 +536,7 @@ print(f"headroom (joint - frozen):   {last('joint') - last('frozen'):+5.1f} poin
 # Every method was tuned on a validation split (seed 0), except the ablation rows and the peers "with our options"
 # (`*_warm_drift`), which borrow `clora_warm_drift`'s warm start and ridge; all were then tested on 3 other seeds.
 # On the 4 + 2 + 2 + 2 protocol those seeds are not quite fresh: a small pilot had already been scored on them; on
-# three fresh seeds (6–8, README) `clora_warm_drift` took 0.41 of the headroom there, InfLoRA 0.06.
+# three fresh seeds (6–8, docs/headroom_study.md) `clora_warm_drift` took 0.41 of the headroom there, InfLoRA 0.06.
 # These sizes differ from section 6's table, which is why the frozen backbone scores differently there. The
 # **headroom** is joint − frozen; a method's **share of the gap** is (method − frozen) / (joint − frozen). The
 # results ship with the kit; load them:
@@ -592,7 +592,7 @@ for bench_name in PANELS:
             print(f"   {n:<22} {m['gap_fraction']:+.2f}   (Last {m['test_last_mean']:.1f}, forgetting {m['forgetting_mean']:.1f})")
 
 # %% [markdown]
-# How to read it (the numbers are the shipped study's; the README has the full table and what was tried):
+# How to read it (the numbers are the shipped study's; docs/headroom_study.md has the full table and what was tried):
 #
 # - **The paper's C-LoRA and both published peers never take more than +0.06 of the headroom** once each is
 #   tuned on validation. With 200 images per class, and on inverted, validation picks a learning rate low enough
@@ -619,7 +619,7 @@ for bench_name in PANELS:
 #   the frozen backbone on validation and above it on test (66.8 vs 68.8 and 69.0 vs 66.9, seed 0); its 9 points
 #   are earned over 250 steps on all 10 classes. With five times the images per task (`fashion_1k`, added
 #   afterwards to test this) the warm start pays, and so it does with a 4-class first task; five times the
-#   epochs over the same 200 images did not (one run, README). Here, adapting paid only when the first task had
+#   epochs over the same 200 images did not (one run, docs/headroom_study.md). Here, adapting paid only when the first task had
 #   enough to learn from.
 # - No C-LoRA row reaches half of the headroom (one shared LoRA just does on inverted: 0.51). `clora_warm_drift`
 #   forgets more than InfLoRA on inverted (11.9 vs 8.8), as much on Fashion 4 + 2 + 2 + 2 (5.3 vs 5.2), less with
@@ -662,7 +662,7 @@ for bench_name in PANELS:
 #
 # <details><summary>Solution</summary>
 #
-# On `synthetic_inverted` (README): the diagonal rises from 55.9 to 79.4 % — it learns the shifted tasks — but
+# On `synthetic_inverted` (docs/headroom_study.md): the diagonal rises from 55.9 to 79.4 % — it learns the shifted tasks — but
 # forgetting rises from 10.1 to 55.0 and Last drops from 47.6 to 29.9. More movement in the shared A and B
 # disturbs the features of old classes even when the routing is kept orthogonal.
 # </details>

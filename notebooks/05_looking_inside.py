@@ -458,7 +458,7 @@ print("reruns go to", "a temporary folder" if SMOKE else KNOBS)
 #   forgetting comes out in the same order as their interference (one seed, a small run).
 # - **Forgetting:** read it against the frozen line. Only what lies beyond it is the backbone's doing.
 # - **Low interference is not headroom.** Little interference buys little forgetting, but not accuracy above the
-#   frozen backbone: in the kit's headroom study (chapter 04, section 7; README) the paper's C-LoRA stays within
+#   frozen backbone: in the kit's headroom study (chapter 04, section 7; docs/headroom_study.md) the paper's C-LoRA stays within
 #   about 1 point of the frozen backbone on all four protocols (at most +0.06 of the gap). What takes part of the
 #   headroom (on `synthetic_inverted`, and on Fashion-MNIST with a 4-class first task or 1000 images per class) is
 #   a first-task warm start with drift-compensated head alignment, and it helps one shared LoRA at least as much

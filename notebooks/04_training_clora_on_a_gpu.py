@@ -46,9 +46,6 @@ if "google.colab" in sys.modules:
 # %%
 import contextlib
 import io
-import os
-from pathlib import Path
-import tempfile
 import time
 
 import matplotlib.pyplot as plt
@@ -60,7 +57,7 @@ from clora_lite.continual import metrics
 from clora_lite.continual.presets import DEMO, PRESETS
 from clora_lite.inside import plots
 from clora_lite.methods import METHODS
-from clora_lite.notebook import SMOKE, setup_notebook
+from clora_lite.notebook import setup_notebook
 from clora_lite.throughput import TRAIN_FLOPS_MULTIPLE, measure_throughput
 
 setup_notebook(seed=0)
@@ -86,10 +83,7 @@ print(notebook.runtime())
 # in this notebook come from the scale the banner above names.
 
 # %%
-SCALE = "gpu" if torch.cuda.is_available() else "cpu"
-if SMOKE:
-    SCALE = "ci"
-SCALE = os.environ.get("CLORA_SCALE", SCALE)      # or set it by hand: "ci" | "cpu" | "gpu"
+SCALE = notebook.scale()   # "ci" under CLORA_SMOKE=1, "gpu" with CUDA, else "cpu"; $CLORA_SCALE overrides it
 
 RUN = {   # Config overrides per scale (every other setting keeps the kit's default: rank 8 on q, k, v; lr 1e-3 ...)
     "ci": dict(benchmark="synthetic", tasks=3, classes=15, train_per_class=16, test_per_class=10,
@@ -151,20 +145,13 @@ print(f"each method trains on ~{images:,} images: ~{images / b['images_per_secon
 # 05), and `results.json` at the end. Calling the same run on the same folder again **resumes after the last
 # finished task**. A folder holding a run with other settings is refused with a one-line error.
 #
-# On Colab, a session that disconnects loses its disk. Keep the run folder on Google Drive and a new session
-# picks up where the old one stopped: mount Drive, point `OUT` there, run the notebook again.
-# (This cell does nothing outside Colab.) In CI the runs go to a fresh temporary folder, so every test
-# starts from nothing.
+# On Colab, a session that disconnects loses its disk. `notebook.runs_folder` keeps the run folders on Google
+# Drive there (it mounts Drive and asks you to allow it), so a new session picks up where the old one stopped:
+# run the notebook again. Elsewhere they go to `./runs` (or `$CLORA_RUNS`); in CI to a fresh temporary folder,
+# so every test starts from nothing. Chapter 05 asks the same function for the same folder and finds these runs.
 
 # %%
-OUT = Path(os.environ.get("CLORA_RUNS", "runs")) / f"ch04_{SCALE}"
-if SCALE == "ci":
-    OUT = Path(tempfile.mkdtemp(prefix="clora_ch04_"))
-if "google.colab" in sys.modules:
-    from google.colab import drive
-    drive.mount("/content/drive")
-    OUT = Path("/content/drive/MyDrive/clora_lite_runs") / f"ch04_{SCALE}"
-OUT.mkdir(parents=True, exist_ok=True)
+OUT = notebook.runs_folder("ch04", SCALE)
 print("run folders go under OUT (a temporary folder in CI)" if SCALE == "ci" else f"run folders go under {OUT}")
 
 # %% [markdown]

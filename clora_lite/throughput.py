@@ -56,6 +56,10 @@ def measure_throughput(backbone=None, batch=128, steps=20, method="clora", rank=
     for _ in range(max(1, min(5, steps // 4))):   # warm-up (and compilation)
         step()
     sync()
+    graphs = 0
+    if compile:   # inductor may skip a graph (e.g. bf16 on a GPU without bf16 support): then the numbers are eager
+        from torch._dynamo.utils import counters
+        graphs = counters["stats"]["unique_graphs"]
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
@@ -66,12 +70,14 @@ def measure_throughput(backbone=None, batch=128, steps=20, method="clora", rank=
     multiple = TRAIN_FLOPS_MULTIPLE[method]
     res = {"backbone": backbone, "method": method, "device": str(dev), "batch": batch,
            "amp": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype],
-           "compile": compile, "images_per_second": ips, "step_seconds": seconds / steps,
+           "compile": compile, "compiled": graphs > 0, "images_per_second": ips, "step_seconds": seconds / steps,
            "forward_gflops_per_image": fwd / 1e9, "train_flops_multiple": multiple,
            "train_gflops_per_image": multiple * fwd / 1e9, "achieved_tflops": ips * multiple * fwd / 1e12,
            "peak_fraction": None if not peak_tflops else ips * multiple * fwd / 1e12 / peak_tflops}
+    compiled = "" if not compile else f" (TorchDynamo compiled {graphs} graphs)" if graphs else \
+        " (but nothing was compiled: these numbers are eager)"
     log(f"bench {backbone} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M params) method={method} "
-        f"device={dev} batch={batch} amp={res['amp']} compile={compile}")
+        f"device={dev} batch={batch} amp={res['amp']} compile={compile}{compiled}")
     log(f"  {res['step_seconds'] * 1e3:.1f} ms/step   {ips:,.0f} train images/s")
     log(f"  model FLOPs/image: forward {fwd / 1e9:.3f} GFLOP; training {method} = {multiple}x forward "
         f"= {multiple * fwd / 1e9:.3f} GFLOP")

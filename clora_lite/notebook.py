@@ -2,7 +2,7 @@
 
 CLORA_SMOKE=1 (set by the test suite) shrinks every heavy notebook cell so CI runs a chapter in seconds on
 2 CPU cores; unset, the notebooks run at full scale (on a Colab GPU, say). Use `pick(full, smoke)`.
-CLORA_SCALE ("ci" | "cpu" | "gpu") overrides the scale `scale()` picks; CLORA_RUNS, where `runs_folder` puts runs.
+CLORA_SCALE ("ci" | "cpu" | "gpu_quick" | "gpu") overrides the scale `scale()` picks; CLORA_RUNS, where `runs_folder` puts runs.
 """
 import os
 from pathlib import Path
@@ -10,7 +10,7 @@ import sys
 import tempfile
 
 SMOKE = os.environ.get("CLORA_SMOKE", "0") == "1"
-SCALES = ("ci", "cpu", "gpu")
+SCALES = ("ci", "cpu", "gpu_quick", "gpu")
 DRIVE = Path("/content/drive")   # where Colab mounts Google Drive
 
 
@@ -24,9 +24,10 @@ def on_colab() -> bool:
 
 
 def scale() -> str:
-    """The chapters' scale: $CLORA_SCALE if set; else "ci" under CLORA_SMOKE=1, "gpu" with a CUDA device, "cpu"."""
+    """The chapters' scale: $CLORA_SCALE if set; else "ci" under CLORA_SMOKE=1, "gpu_quick" (sized for one free
+    Colab session) with a CUDA device, "cpu"."""
     import torch
-    chosen = os.environ.get("CLORA_SCALE") or ("ci" if SMOKE else "gpu" if torch.cuda.is_available() else "cpu")
+    chosen = os.environ.get("CLORA_SCALE") or ("ci" if SMOKE else "gpu_quick" if torch.cuda.is_available() else "cpu")
     if chosen not in SCALES:
         raise ValueError(f"CLORA_SCALE={chosen!r} is not allowed: use {', '.join(SCALES)}")
     return chosen

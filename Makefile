@@ -12,6 +12,12 @@ test: setup
 
 .PHONY: setup demo test
 
+# Every step of scripts/gpu_check.sh on the CPU at tiny sizes (CI runs it after make test)
+gpu-dry-run: setup
+	bash scripts/gpu_check.sh --cpu-dry-run runs/gpu_check_dry
+
+.PHONY: gpu-dry-run
+
 # Regenerate every notebook from its .py twin (the reviewed source) and store the outputs of an offline,
 # CI-sized run. Widget state is stripped afterwards (it holds PNGs): widgets come alive when the cell runs.
 notebooks:

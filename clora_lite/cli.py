@@ -41,6 +41,8 @@ def add_run_options(p, defaults: dict) -> None:
                         "(default: none)")
     p.add_argument("--out", help="output folder; the same folder again resumes (default: runs/<command or method>)")
     p.add_argument("--quiet", action="store_true", help="no progress bars (default: off)")
+    p.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
+                   help="write the PNG figures after the runs (default: on; --no-figures skips them)")
 
 
 def config_from(args, base: dict | None = None) -> Config:
@@ -61,13 +63,15 @@ def cmd_run(args):
     out = Path(args.out or f"runs/{cfg.method}")
     results = run(cfg, out, progress=not args.quiet)
     print(metrics.report_table([results]))
-    write_figures([results], {cfg.method: out}, out, cfg)
+    if args.figures:
+        write_figures([results], {cfg.method: out}, out, cfg)
     print(f"results in {out}/results.json")
 
 
 def cmd_compare(args):
     from .compare import compare, parse_methods
-    compare(parse_methods(args.methods), config_from(args), Path(args.out or "runs/compare"), progress=not args.quiet)
+    compare(parse_methods(args.methods), config_from(args), Path(args.out or "runs/compare"), progress=not args.quiet,
+            figures=args.figures)
 
 
 def cmd_demo(args):
@@ -78,7 +82,7 @@ def cmd_demo(args):
     methods = parse_methods(args.methods) if args.methods else list(DEMO_METHODS)
     print(f"clora_lite demo: {len(methods)} methods on the synthetic {base.tasks}-task benchmark "
           f"({base.classes} classes) with the shipped pre-trained {base.backbone}; results in {out}/", flush=True)
-    compare(methods, base, out, progress=not args.quiet)
+    compare(methods, base, out, progress=not args.quiet, figures=args.figures)
     print(f"demo finished in {time.time() - t0:.0f} s")
 
 

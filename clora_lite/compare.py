@@ -1,13 +1,15 @@
 """Several methods over the same task stream, one run folder each (OUT/<name>/), plus OUT/summary.json,
 OUT/summary.csv, the comparison table and the figures."""
 import csv
+import hashlib
+import json
 from pathlib import Path
 
 from .continual import metrics
 from .continual.config import Config, load_benchmark
 from .continual.loop import run
 from .continual.presets import preset_config
-from .env import atomic_write, write_json
+from .env import atomic_write, resolve_device, write_json
 from .errors import ConfigError
 
 SUMMARY_KEYS = ("last_acc", "inc_acc", "forgetting", "bwt", "task_il_acc", "trainable_params", "total_params")
@@ -50,11 +52,24 @@ def compare(methods: list, base: Config, out: Path | str, progress=True, figures
     return all_results
 
 
-def write_figures(all_results: list, run_dirs: dict, out: Path, cfg: Config) -> None:
+def write_figures(all_results: list, run_dirs: dict, out: Path, cfg: Config) -> list:
     """The static PNGs of a run or a comparison: accuracy curves, forgetting and accuracy matrices for every
-    method; overlap, routing, interference and stored parameters for the methods with adapters."""
+    method; overlap, routing, interference and stored parameters for the methods with adapters (computed on the
+    run's device). Skipped when out/figures.json records the same results and the PNGs are there, so that
+    rerunning a finished comparison takes a moment. Returns the paths (written or found)."""
     from .inside import figures, plots
+    out = Path(out)
+    key = hashlib.sha256(json.dumps([[r.get("label", r["method"]), r["acc_matrix"], r["config"]]
+                                     for r in all_results], sort_keys=True).encode()).hexdigest()[:16]
+    record = out / "figures.json"
+    if record.exists():
+        done = json.loads(record.read_text())
+        if done.get("results") == key and all((out / f).exists() for f in done.get("files", [])):
+            print(f"figures: up to date in {out} ({', '.join(done['files'])})")
+            return [out / f for f in done["files"]]
     paths = plots.save_figures(all_results, out)
-    paths += figures.save_inside_figures(run_dirs, out, bench=load_benchmark(cfg))
+    paths += figures.save_inside_figures(run_dirs, out, bench=load_benchmark(cfg), device=resolve_device(cfg.device))
     for p in paths:
         print(f"figure: {p}")
+    write_json(record, {"results": key, "files": [Path(p).name for p in paths]})
+    return paths

@@ -56,6 +56,10 @@ def measure_throughput(backbone=None, batch=128, steps=20, method="clora", rank=
     for _ in range(max(1, min(5, steps // 4))):   # warm-up (and compilation)
         step()
     sync()
+    graphs = 0
+    if compile:   # inductor may skip a graph (e.g. bf16 on a GPU without bf16 support): then the numbers are eager
+        from torch._dynamo.utils import counters
+        graphs = counters["stats"]["unique_graphs"]
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
@@ -66,15 +70,50 @@ def measure_throughput(backbone=None, batch=128, steps=20, method="clora", rank=
     multiple = TRAIN_FLOPS_MULTIPLE[method]
     res = {"backbone": backbone, "method": method, "device": str(dev), "batch": batch,
            "amp": {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype],
-           "compile": compile, "images_per_second": ips, "step_seconds": seconds / steps,
+           "compile": compile, "compiled": graphs > 0, "images_per_second": ips, "step_seconds": seconds / steps,
            "forward_gflops_per_image": fwd / 1e9, "train_flops_multiple": multiple,
            "train_gflops_per_image": multiple * fwd / 1e9, "achieved_tflops": ips * multiple * fwd / 1e12,
            "peak_fraction": None if not peak_tflops else ips * multiple * fwd / 1e12 / peak_tflops}
+    compiled = "" if not compile else f" (TorchDynamo compiled {graphs} graphs)" if graphs else \
+        " (but nothing was compiled: these numbers are eager)"
     log(f"bench {backbone} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M params) method={method} "
-        f"device={dev} batch={batch} amp={res['amp']} compile={compile}")
+        f"device={dev} batch={batch} amp={res['amp']} compile={compile}{compiled}")
     log(f"  {res['step_seconds'] * 1e3:.1f} ms/step   {ips:,.0f} train images/s")
     log(f"  model FLOPs/image: forward {fwd / 1e9:.3f} GFLOP; training {method} = {multiple}x forward "
         f"= {multiple * fwd / 1e9:.3f} GFLOP")
     log(f"  achieved {res['achieved_tflops']:.2f} TFLOP/s" +
         (f" = {100 * res['peak_fraction']:.1f} % of the {peak_tflops:g} TFLOP/s peak" if peak_tflops else ""))
     return res
+
+
+def estimate_seconds(cfg: Config, methods: list, train_images_per_second: float, figures: bool = True,
+                     per_task_figure_images: int = 32) -> dict:
+    """What a comparison of `methods` on cfg costs, from a measured C-LoRA training throughput on this machine
+    (`measure_throughput(...)["images_per_second"]`). Counts, per method: training steps (full batches, every
+    epoch); forward passes for evaluation after every task (test images of the classes seen; validation too),
+    for the class statistics of head alignment, for drift compensation and for InfLoRA's two covariance passes;
+    and, for the methods with adapters, the interference passes of the figures. A forward pass is taken to cost
+    1 / TRAIN_FLOPS_MULTIPLE of a training image. Head alignment's own work (a Cholesky per class, the head's
+    steps) is left out: seconds at most. Returns {method: seconds, "total": seconds}."""
+    from .continual.presets import preset_config
+    train_per_class = 500 if cfg.benchmark.startswith("split_cifar") else cfg.train_per_class
+    test_per_class = 100 if cfg.benchmark.startswith("split_cifar") else cfg.test_per_class
+    classes = {"split_cifar100": 100, "split_cifar10": 10, "split_fashion_mnist": 10}.get(cfg.benchmark, cfg.classes)
+    train_per_class = round(train_per_class * (1 - cfg.val_fraction))
+    T, per_task = cfg.tasks, classes // cfg.tasks
+    forward_ips = train_images_per_second * TRAIN_FLOPS_MULTIPLE["clora"]
+    out = {}
+    for name in methods:
+        c = preset_config(name, cfg)
+        multiple = TRAIN_FLOPS_MULTIPLE.get(c.method, 2)
+        steps = (classes * train_per_class // c.batch) if c.method == "joint" else \
+            T * (per_task * train_per_class // c.batch)
+        train = steps * c.batch * c.epochs * multiple / (2 * train_images_per_second)
+        seen = [classes] if c.method == "joint" else [per_task * (t + 1) for t in range(T)]
+        forward = sum(seen) * test_per_class * (1 + (cfg.val_fraction > 0) * 0.25)
+        forward += classes * train_per_class * (1 + (c.drift_ridge is not None) + 2 * (c.method == "inflora"))
+        if figures and c.method not in ("frozen", "finetune", "joint"):
+            forward += T * (T + 1) / 2 * per_task_figure_images
+        out[name] = train + forward / forward_ips
+    out["total"] = sum(out.values())
+    return out

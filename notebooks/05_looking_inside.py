@@ -48,7 +48,6 @@ if "google.colab" in sys.modules:
 import contextlib
 import dataclasses
 import io
-import os
 from pathlib import Path
 import tempfile
 
@@ -80,8 +79,8 @@ print(notebook.runtime())
 # `synthetic_inverted`, the benchmark where adapting the backbone is worth something. `OWN` is its size.
 
 # %%
-SCALE = "ci" if SMOKE else ("gpu" if torch.cuda.is_available() else "cpu")
-RUNS = Path(os.environ.get("CLORA_RUNS", "runs")) / f"ch04_{SCALE}"   # chapter 04's run folders, if any
+SCALE = notebook.scale()
+RUNS = notebook.runs_folder("ch04", SCALE)   # chapter 04's run folders, if any (on Colab: on Google Drive)
 
 OWN = pick(   # the comparison we run when RUNS holds none: Config overrides
     dict(benchmark="synthetic_inverted", tasks=10, classes=100, train_per_class=64, test_per_class=40,
@@ -105,8 +104,8 @@ IMAGES_PER_TASK = pick(64, 16)   # test images per task for the interference mea
 if (RUNS / "summary.json").exists():
     print(f"reading chapter 04's runs in {RUNS}")
 else:
-    RUNS = Path(tempfile.mkdtemp(prefix="clora_ch05_")) if SMOKE else Path("runs") / "ch05"
-    print("no chapter 04 runs found: running the comparison" + ("" if SMOKE else f" into {RUNS}"))
+    RUNS = notebook.runs_folder("ch05", SCALE)
+    print("no chapter 04 runs found: running the comparison" + ("" if SCALE == "ci" else f" into {RUNS}"))
     with contextlib.redirect_stdout(io.StringIO()):   # compare prints a table; we print our own below
         compare(METHODS, Config(**OWN, device=device), RUNS, progress=False)
 

@@ -152,16 +152,16 @@ def features(learner: Learner, x: torch.Tensor, cfg: Config, ctx: RunContext) ->
 
 @torch.no_grad()
 def refresh_head(learner: Learner, x: torch.Tensor, y: torch.Tensor, n_seen: int, cfg: Config, ctx: RunContext,
-                 g: torch.Generator, before: torch.Tensor | None = None) -> None:
+                 g: torch.Generator, before: torch.Tensor | None = None) -> dict | None:
     """After a task: store its class statistics (features of its training images), then `learner.align_head` over
     all n_seen classes. before (N, D): the same images' features before the task; given, old classes'
-    statistics first follow the drift (cfg.drift_ridge, ours)."""
+    statistics first follow the drift (cfg.drift_ridge, ours), which is returned (None without)."""
     feats = features(learner, x, cfg, ctx)
-    if before is not None:
-        learner.compensate_drift(before, feats, int(y.min()), cfg.drift_ridge)
+    drift = learner.compensate_drift(before, feats, int(y.min()), cfg.drift_ridge) if before is not None else None
     learner.record_class_stats(feats, y)
     with torch.enable_grad():
         learner.align_head(n_seen, cfg.align_steps, generator=g)
+    return drift
 
 
 def run_task(t: int, stream: list[StreamTask], learner: Learner, bench: Benchmark, cfg: Config, ctx: RunContext,
@@ -183,7 +183,9 @@ def run_task(t: int, stream: list[StreamTask], learner: Learner, bench: Benchmar
     with env.autocast(ctx.device, ctx.amp_dtype):
         learner.end_task()
     if cfg.align_head:
-        refresh_head(learner, x, y, bench.tasks[task.seen - 1][-1] + 1, cfg, ctx, g, before)
+        drift = refresh_head(learner, x, y, bench.tasks[task.seen - 1][-1] + 1, cfg, ctx, g, before)
+        if folder is not None:
+            folder.save_class_stats(t, learner, task.labels, drift)
     row, seen_acc, trow = evaluate(learner, bench, task.seen, ctx, cfg.eval_batch)
     for key, value in zip(("rows", "seen_acc", "task_il_rows"), (row, seen_acc, trow)):
         progress[key].append(value)
@@ -194,7 +196,7 @@ def run_task(t: int, stream: list[StreamTask], learner: Learner, bench: Benchmar
     progress["task_seconds"].append(seconds)
     progress["images_per_second"].append(images / seconds if seconds > 0 else 0.0)
     if folder is not None:
-        folder.save_checkpoint(t, learner, progress)
+        folder.save_checkpoint(t, learner, progress, ctx.scaler)
     ctx.log(f"{name}: accuracy on seen classes {seen_acc:.1f} % ({seconds:.1f} s)"
             + (", saved" if folder is not None else ""))
 
@@ -216,7 +218,7 @@ def run(cfg: Config, out: str | Path | None = None, progress: bool = True, log=p
     if cfg.compile:
         learner.backbone.compile()   # in place: state-dict names unchanged, so checkpoints stay portable
     stream = task_stream(cfg, bench)
-    state, start = (new_progress(), 0) if folder is None else folder.resume(learner, stream, ctx.device, log)
+    state, start = (new_progress(), 0) if folder is None else folder.resume(learner, stream, ctx, log)
     for t in range(start, len(stream)):
         run_task(t, stream, learner, bench, cfg, ctx, state, folder)
     results = collect_results(cfg, bench, learner, state, ctx.device)

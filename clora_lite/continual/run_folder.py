@@ -2,12 +2,18 @@
 
     config.json           the settings (a folder holding another config is refused in one line)
     results.json          written when the run has finished: accuracy matrix, metrics, sizes, timings
-    checkpoints/task_XX.pt   the latest only: what training changed (adapters, head, class statistics; every
-                          weight for finetune) plus the progress so far; enough to resume
+    checkpoints/task_XX.pt   the latest only: what training changed (adapters, head; every weight for finetune),
+                          the GradScaler's state and the progress so far; enough to resume
     adapters/task_XX.pt   every task: `adapters.snapshot` of the model after training task XX, for the analysis
+    stats/task_XX.pt      every task: the class statistics head alignment recorded for task XX's classes, and the
+                          drift it applied to older classes (drift_ridge); written once, never rewritten
 Every file is written atomically. The frozen backbone is left out of checkpoints: it is rebuilt bit for bit from
 the same weights and seed (`build_learner`), and fingerprints of the left-out tensors prove it was (ViT-B/16's
-frozen weights are 344 MB). Running again into the same folder resumes after the last finished task.
+frozen weights are 344 MB). The class statistics grow with the classes (ViT-B/16: a 768 x 768 covariance per
+class, 236 MB for 100 classes), so they are kept per task instead of in every checkpoint: a checkpoint stays
+small, and nothing large is written and then deleted (which on a Drive-mounted folder fills the trash). On resume
+they are rebuilt by replaying each task's file in order, bit for bit. Running again into the same folder resumes
+after the last finished task.
 """
 import hashlib
 import json
@@ -21,6 +27,7 @@ from ..backbone import vit
 from ..env import atomic_write, write_json
 from ..errors import ConfigError
 from ..methods import Learner, make_learner
+from ..methods.base import CLASS_STATS
 from .config import Config, without_retired
 
 PROGRESS_KEYS = ("rows", "seen_acc", "task_il_rows", "val_rows", "val_seen_acc", "task_seconds",
@@ -83,14 +90,18 @@ def restore(learner: Learner, blob: dict, initial: dict | None = None, prints: d
     ones the run was trained from. Old full checkpoints (no "unchanged") load as they are."""
     initial = {k: v.detach().cpu() for k, v in learner.state_dict().items()} if initial is None else initial
     prints = {} if prints is None else prints
-    unchanged = blob.get("unchanged", {})
+    unchanged = {k: v for k, v in blob.get("unchanged", {}).items() if k not in CLASS_STATS}
+    state = dict(blob["state"])
+    stats = {k: state.pop(k) for k in CLASS_STATS if k in state}   # checkpoints of earlier versions carry them
     try:
         for k, digest in unchanged.items():
             if k not in initial or fingerprint(initial, prints, k) != digest:
                 raise RuntimeError(f"{k} is not the tensor this run was trained from (other weights, or another "
                                    "torch version's initialisation)")
-        learner.load_state_dict({**{k: initial[k] for k in unchanged}, **blob["state"]})
-    except RuntimeError as e:
+        learner.load_state_dict({**{k: initial[k] for k in unchanged}, **state})
+        for k, v in stats.items():
+            getattr(learner, k).copy_(v)
+    except (RuntimeError, AttributeError) as e:
         raise ConfigError(f"{path} does not fit this run ({str(e).splitlines()[0]}): move it out of the "
                           "folder to redo the run, or use another --out") from None
 
@@ -105,8 +116,12 @@ def load_learner(run_dir: Path | str, num_classes: int, device="cpu") -> Learner
     notebooks that look inside a finished run."""
     run_dir = Path(run_dir)
     ckpt = sorted((run_dir / "checkpoints").glob("task_*.pt"))[-1]
-    learner = build_learner(saved_config(run_dir), num_classes)
-    restore(learner, load_checkpoint(ckpt, "cpu"), path=ckpt)
+    cfg = saved_config(run_dir)
+    learner = build_learner(cfg, num_classes)
+    blob = load_checkpoint(ckpt, "cpu")
+    restore(learner, blob, path=ckpt)
+    if cfg.align_head and not set(CLASS_STATS) & set(blob["state"]):
+        RunFolder(run_dir, cfg).replay_class_stats(learner, blob["task"] + 1, "cpu")
     return learner.to(device).eval()
 
 
@@ -155,28 +170,58 @@ class RunFolder:
                 raise ConfigError(f"out={str(self.path)!r} is not writable ({e.strerror})") from None
         self.initial = {k: v.detach().clone() for k, v in learner.state_dict().items()}
 
-    def resume(self, learner: Learner, stream: list, device, log=print) -> tuple[dict, int]:
-        """The progress saved in the latest checkpoint and the first task still to train (0 if none)."""
+    def resume(self, learner: Learner, stream: list, ctx, log=print) -> tuple[dict, int]:
+        """Restore learner (and ctx.scaler) from the latest checkpoint and the class statistics files; return the
+        progress saved and the first task still to train (0 if none)."""
         ckpts = sorted((self.path / "checkpoints").glob("task_*.pt"))
         if not ckpts:
             return new_progress(), 0
-        blob = load_checkpoint(ckpts[-1], device)
+        blob = load_checkpoint(ckpts[-1], ctx.device)
         start = blob["task"] + 1
         for t in range(start):   # replay the bookkeeping of finished tasks (adapter resets, head ranges)
             learner.begin_task(t, stream[t].labels)
         restore(learner, blob, self.initial, self.prints, ckpts[-1])
+        if self.cfg.align_head and not set(CLASS_STATS) & set(blob["state"]):
+            self.replay_class_stats(learner, start, ctx.device)
+        if blob.get("scaler"):
+            ctx.scaler.load_state_dict(blob["scaler"])
         log(f"{self.path}: resuming after task {start}")
         return {k: blob.get(k, []) for k in PROGRESS_KEYS}, start
+
+    def save_class_stats(self, t: int, learner: Learner, labels: list, drift: dict | None) -> None:
+        """stats/task_XX.pt: the statistics of task t's classes as recorded, and the drift applied before."""
+        lo, hi = labels[0], labels[-1] + 1
+        blob = {"labels": [lo, hi], "mean": learner.class_mean[lo:hi].cpu(), "cov": learner.class_cov[lo:hi].cpu(),
+                "drift": None if drift is None else {k: v.cpu() if torch.is_tensor(v) else v for k, v in drift.items()}}
+        (self.path / "stats").mkdir(exist_ok=True)
+        atomic_write(self.path / "stats" / f"task_{t:02d}.pt", lambda p: torch.save(blob, p))
+
+    def replay_class_stats(self, learner: Learner, upto: int, device) -> None:
+        """The class statistics after task upto - 1, rebuilt from the per-task files in the order they were made."""
+        for t in range(upto):
+            path = self.path / "stats" / f"task_{t:02d}.pt"
+            try:
+                blob = torch.load(path, map_location=device, weights_only=True)
+            except (OSError, RuntimeError, pickle.UnpicklingError) as e:
+                raise ConfigError(f"{path} is missing or damaged ({type(e).__name__}): nothing was changed; move "
+                                  "the checkpoints/ folder out to redo the run, or use another --out") from None
+            if blob["drift"] is not None:
+                learner.apply_drift(blob["drift"])
+            lo, hi = blob["labels"]
+            learner.class_mean[lo:hi] = blob["mean"]
+            learner.class_cov[lo:hi] = blob["cov"]
 
     def save_snapshot(self, t: int, learner: Learner) -> None:
         """adapters/task_XX.pt: every adapter's tensors after training task t (before end_task)."""
         tensors = ad.snapshot(learner)
         atomic_write(self.path / "adapters" / f"task_{t:02d}.pt", lambda p: torch.save(tensors, p))
 
-    def save_checkpoint(self, t: int, learner: Learner, progress: dict) -> None:
-        """checkpoints/task_XX.pt: what training changed and the progress; the earlier checkpoint is removed."""
+    def save_checkpoint(self, t: int, learner: Learner, progress: dict, scaler=None) -> None:
+        """checkpoints/task_XX.pt: what training changed, the scaler's state and the progress; the earlier
+        checkpoint is removed."""
         changed, unchanged = changed_state(learner, self.initial, self.prints)
-        blob = {"task": t, "state": changed, "unchanged": unchanged, **progress}
+        blob = {"task": t, "state": changed, "unchanged": unchanged, **progress,
+                "scaler": scaler.state_dict() if scaler is not None else {}}
         atomic_write(self.path / "checkpoints" / f"task_{t:02d}.pt", lambda p: torch.save(blob, p))
         for old in sorted((self.path / "checkpoints").glob("task_*.pt"))[:-1]:
             old.unlink()

@@ -190,12 +190,14 @@ def _save(fig, path: Path, dpi=90) -> Path:
     return path
 
 
-def save_inside_figures(run_dirs: dict, out: Path, bench=None, per_task: int = 32, k: int | None = None) -> list[Path]:
+def save_inside_figures(run_dirs: dict, out: Path, bench=None, per_task: int = 32, k: int | None = None,
+                        device="cpu") -> list[Path]:
     """Static PNGs into `out` for the runs in run_dirs {label -> run folder} that have adapter snapshots:
     overlap.png (every such method, column and row spaces), routing.png (C-LoRA-like runs: first adapted layer,
     last task), interference.png (needs the test images: `bench` if given, else the benchmark is re-read from
     the first run's config; `per_task` images per task), stored_params.png. Returns the paths written.
-    k: subspace size for the overlap (default: the runs' rank)."""
+    k: subspace size for the overlap (default: the runs' rank). device: where the interference passes run (the
+    run's own device: on a GPU they cost seconds, on a CPU at ViT-B/16 size tens of minutes)."""
     from ..backbone import vit
     out = Path(out)
     runs = {n: an.load_run(p, n) for n, p in run_dirs.items()}
@@ -213,7 +215,7 @@ def save_inside_figures(run_dirs: dict, out: Path, bench=None, per_task: int = 3
         paths.append(_save(plot_routing(routed, first.num_tasks - 1), out / "routing.png"))
     base = vit.build(first.config["backbone"], pretrained=first.config.get("pretrained", False))
     images = an.task_images(bench, base, per_task) if bench is not None else an.task_images_of(first.config, base, per_task)
-    inter = {n: an.interference(r, base, images)[1] for n, r in runs.items()}
+    inter = {n: an.interference(r, base, images, device)[1] for n, r in runs.items()}
     paths.append(_save(plot_interference(inter), out / "interference.png"))
     shapes = an.layer_shapes(first)
     fig, ax = plt.subplots(figsize=(5.5, 3.6))

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 
 from .. import adapters as ad
 
+CLASS_STATS = ("class_mean", "class_cov")   # buffers kept out of the state dict (see Learner.__init__)
+
 
 class Learner(nn.Module):
     # What a method puts into the backbone, declared here so that the loop, checkpoints and the analysis need no
@@ -35,9 +37,11 @@ class Learner(nn.Module):
         self.head = nn.Linear(backbone.dim, num_classes)
         self.t, self.lo, self.hi = 0, 0, num_classes   # the current task and its label range
         if cfg.align_head:  # per-class feature mean (C, D) and covariance (C, D, D), for `align_head`
+            # They grow with the classes (ViT-B/16, 100 classes: 236 MB), so they are not part of the state dict
+            # that checkpoints save: a run folder keeps each task's statistics in a file of its own, written once.
             D = backbone.dim
-            self.register_buffer("class_mean", torch.zeros(num_classes, D))
-            self.register_buffer("class_cov", torch.zeros(num_classes, D, D))
+            self.register_buffer("class_mean", torch.zeros(num_classes, D), persistent=False)
+            self.register_buffer("class_cov", torch.zeros(num_classes, D, D), persistent=False)
         self.backbone.requires_grad_(False)
         if self.layer is not None:
             ad.add_adapters(self.backbone, self.layer, cfg.rank, self.targets or cfg.targets, **self.layer_options(cfg))
@@ -88,8 +92,9 @@ class Learner(nn.Module):
             self.class_cov[c] = torch.cov(f.T) if len(f) > 1 else 0.0
 
     @torch.no_grad()
-    def compensate_drift(self, before: torch.Tensor, after: torch.Tensor, n_old: int, ridge: float = 1.0) -> None:
-        """Move the stored statistics of classes 0..n_old-1 along the feature drift of the task just trained.
+    def compensate_drift(self, before: torch.Tensor, after: torch.Tensor, n_old: int, ridge: float = 1.0) -> dict:
+        """Move the stored statistics of classes 0..n_old-1 along the feature drift of the task just trained;
+        returns the drift applied ({"T", "m", "d", "n_old"}, float64), so that it can be applied again on resume.
 
         before, after (N, D): the current task's training images through the backbone as it was before the task
         and as it is after. A linear drift  f_after ~ f_before + (f_before - m) M + d  is fitted by ridge
@@ -97,8 +102,6 @@ class Learner(nn.Module):
         inputs' mean variance), and applied to each old class:  mean <- mean + (mean - m) M + d,
         cov <- (I + M)^T cov (I + M). A frozen backbone has no drift, so nothing moves. Our addition (drift
         compensation in the spirit of SDC, Yu et al. 2020, with a linear map as in LDC, Gomez-Villa et al. 2024)."""
-        if n_old == 0:
-            return
         X, Y = before.double(), after.double()
         m, d = X.mean(0), Y.mean(0) - X.mean(0)
         Xc = X - m
@@ -106,7 +109,17 @@ class Learner(nn.Module):
         D = X.shape[1]
         lam = ridge * Xc.pow(2).sum() / D                                       # scale-free shrinkage
         M = torch.linalg.solve(Xc.T @ Xc + lam * torch.eye(D, dtype=X.dtype, device=X.device), Xc.T @ delta)
-        T = torch.eye(D, dtype=X.dtype, device=X.device) + M                    # (D, D)
+        drift = {"T": torch.eye(D, dtype=X.dtype, device=X.device) + M, "m": m, "d": d, "n_old": n_old}
+        self.apply_drift(drift)
+        return drift
+
+    @torch.no_grad()
+    def apply_drift(self, drift: dict) -> None:
+        """mean <- (mean - m) T + m + d and cov <- T^T cov T for classes 0..n_old-1 (compensate_drift's map)."""
+        n_old = drift["n_old"]
+        if n_old == 0:
+            return
+        T, m, d = (drift[k].to(self.class_mean.device) for k in ("T", "m", "d"))
         mean, cov = self.class_mean[:n_old].double(), self.class_cov[:n_old].double()
         self.class_mean[:n_old] = ((mean - m) @ T + m + d).to(self.class_mean.dtype)
         self.class_cov[:n_old] = (T.T @ cov @ T).to(self.class_cov.dtype)

@@ -9,14 +9,14 @@ The layers, each importing only those listed before it:
     methods/                 the continual learners: baselines, C-LoRA, InfLoRA, SD-LoRA
     continual/               settings and presets, the loop, run folders (checkpoints, resume), metrics
     inside/                  looking inside a run: analysis, figures, explorers
-    compare, throughput, cli top: several methods at once, the throughput benchmark, the command line
+    comparison, throughput, cli   top: several methods at once, the throughput benchmark, the command line
 """
 from .env import __version__
 from .adapters import (CLoRALinear, LoRALinear, add_adapters, adapters_of, consolidate, from_loras,
                        merge_adapters, orthogonality_loss, remove_adapters, snapshot)
 from .backbone import vit   # clora_lite.vit.build(...) after a plain `import clora_lite`
 from .continual import Config, load_benchmark, load_learner, run
-from .compare import compare
+from .comparison import compare
 
 __all__ = ["LoRALinear", "CLoRALinear", "from_loras", "add_adapters", "adapters_of", "consolidate",
            "merge_adapters", "orthogonality_loss", "remove_adapters", "snapshot", "vit", "Config", "run",

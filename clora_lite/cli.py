@@ -56,7 +56,7 @@ def config_from(args, base: dict | None = None) -> Config:
 
 
 def cmd_run(args):
-    from .compare import write_figures
+    from .comparison import write_figures
     from .continual import metrics
     from .continual.loop import run
     cfg = config_from(args)
@@ -69,13 +69,13 @@ def cmd_run(args):
 
 
 def cmd_compare(args):
-    from .compare import compare, parse_methods
+    from .comparison import compare, parse_methods
     compare(parse_methods(args.methods), config_from(args), Path(args.out or "runs/compare"), progress=not args.quiet,
             figures=args.figures)
 
 
 def cmd_demo(args):
-    from .compare import compare, parse_methods
+    from .comparison import compare, parse_methods
     t0 = time.time()
     base = config_from(args, DEMO)
     out = Path(args.out or "runs/demo")

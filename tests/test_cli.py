@@ -156,9 +156,8 @@ def test_bench_prints_throughput_and_flops(capsys):
 def test_config_file_then_flags_precedence(tmp_path, monkeypatch):
     """command defaults < --config file < flags, checked once after merging."""
     seen = []
-    # clora_lite.compare after `import clora_lite` is the function; the module is in sys.modules
-    monkeypatch.setattr(importlib.import_module("clora_lite.compare"), "compare",
-                        lambda methods, base, out, progress=True: seen.append(base))
+    monkeypatch.setattr(importlib.import_module("clora_lite.comparison"), "compare",
+                        lambda methods, base, out, progress=True, figures=True: seen.append(base))
     f = tmp_path / "f.json"
     f.write_text('{"seed": 1}')
     assert main(["demo", "--config", str(f), "--methods", "frozen"]) == 0
@@ -168,11 +167,6 @@ def test_config_file_then_flags_precedence(tmp_path, monkeypatch):
     assert (seen[-1].classes, seen[-1].tasks, seen[-1].epochs) == (6, 3, 1)
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError, reason=(
-    "package bug: backbone/pretrain.py does `from ..benchmarks import synthetic as data`, which binds the function "
-    "benchmarks.synthetic (re-exported by benchmarks/__init__.py, shadowing the submodule), so pretrain() fails with "
-    "AttributeError: 'function' object has no attribute 'synthetic_classes'; fix: `from ..benchmarks.synthetic "
-    "import synthetic, synthetic_classes` and call them by name"))
 def test_pretrain_with_few_steps(tmp_path, capsys):
     import json
     out = tmp_path / "w.pt"

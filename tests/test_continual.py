@@ -100,14 +100,16 @@ def test_checkpoints_keep_only_what_training_changed_and_resume_exactly(tmp_path
     frozen_weight = "backbone.blocks.0.fc1.weight"
     assert (frozen_weight in blob["state"]) == (method == "finetune")
     assert (frozen_weight in blob["unchanged"]) == (method != "finetune")
-    assert "head.weight" in blob["state"] and "class_mean" in blob["state"]
+    assert "head.weight" in blob["state"] and "class_mean" not in blob["state"]   # statistics: stats/task_XX.pt
+    assert sorted(p.name for p in (tmp_path / "cut" / "stats").iterdir()) == ["task_00.pt", "task_01.pt"]
     resumed = loop.run(cfg, tmp_path / "cut", progress=False, log=lambda s: None)
     assert resumed["acc_matrix"] == whole["acc_matrix"]
     # bit for bit: the last checkpoint of both runs, and the learner load_learner rebuilds from it
     a, b = (torch.load(tmp_path / d / "checkpoints" / "task_02.pt", weights_only=True) for d in ("whole", "cut"))
     assert_same_checkpoints(a, b)
-    rebuilt = run_folder.load_learner(tmp_path / "cut", 6).state_dict()
-    assert all(torch.equal(rebuilt[k], b["state"][k]) for k in b["state"])
+    rebuilt, live = run_folder.load_learner(tmp_path / "cut", 6), run_folder.load_learner(tmp_path / "whole", 6)
+    assert all(torch.equal(rebuilt.state_dict()[k], b["state"][k]) for k in b["state"])
+    assert torch.equal(rebuilt.class_cov, live.class_cov) and rebuilt.class_cov.abs().sum() > 0
 
 
 def test_resume_refuses_a_backbone_that_is_not_the_one_trained_from(tmp_path):

@@ -6,7 +6,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ..benchmarks import synthetic as data
+from ..benchmarks.synthetic import synthetic, synthetic_classes
 from . import vit
 
 
@@ -16,8 +16,8 @@ def pretrain(steps: int = 3000, batch: int = 256, lr: float = 1e-3, per_class: i
     saved with the weights (accuracy on held-out images of the pre-training classes included)."""
     torch.manual_seed(seed)
     t0 = time.time()
-    pool = len(data.synthetic_classes(pretrain=True))
-    bench = data.synthetic(1, pool, per_class, 20, seed=seed + 1000, pretrain=True).to(device)
+    pool = len(synthetic_classes(pretrain=True))
+    bench = synthetic(1, pool, per_class, 20, seed=seed + 1000, pretrain=True).to(device)
     model = vit.ViT(vit.CONFIGS["vit_tiny"]).to(device)
     head = torch.nn.Linear(model.dim, pool).to(device)
     params = list(model.parameters()) + list(head.parameters())

@@ -111,6 +111,8 @@ class Run:
         snap, prefix = self.snapshots[t], layer + "."
         tensors = {k[len(prefix):]: v.double() for k, v in snap.items() if k.startswith(prefix)}
         scale = float(tensors.pop("scale", self.scale))   # snapshots of older versions hold no scale
+        if self.learner.layer is None:
+            raise ValueError(f"method={self.method!r} has no adapter layers: its runs have no updates to read")
         return LowRank(*self.learner.layer.update_from(tensors, scale))
 
 
@@ -354,12 +356,6 @@ def layer_shapes(run: Run) -> list[tuple[int, int]]:
     """(d_out, d_in) of every adapted layer of a run, read off its first snapshot's lora_B and lora_A."""
     s = run.snapshots[0]
     return [(s[f"{L}.lora_B"].shape[0], s[f"{L}.lora_A"].shape[1]) for L in run.layers]
-
-
-def adapted_shapes(backbone: nn.Module, targets) -> list[tuple[int, int]]:
-    """(d_out, d_in) of every nn.Linear in `backbone` whose last name part is in `targets`."""
-    return [tuple(m.weight.shape) for n, m in backbone.named_modules()
-            if isinstance(m, nn.Linear) and n.rsplit(".", 1)[-1] in tuple(targets)]
 
 
 def stored_adapter_params(shapes: list, rank: int, tasks: int) -> dict:

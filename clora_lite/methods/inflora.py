@@ -139,13 +139,6 @@ def grow_basis(M: torch.Tensor, C: torch.Tensor, threshold: float) -> torch.Tens
     return torch.cat([M, new], 1)
 
 
-def energy_share(M: torch.Tensor, C: torch.Tensor) -> float:
-    """Fraction of C's energy (squared singular values) that span(M) holds: 1 - |(I - MM^T) C|^2 / |C|^2."""
-    C = C.double()
-    total = (C ** 2).sum()   # |C|_F^2 = sum of squared singular values
-    return float(1 - (project_off(C, M.double()) ** 2).sum() / total) if total > 0 else 1.0
-
-
 @one_thread
 def design_down_projection(C: torch.Tensor, M: torch.Tensor, rank: int) -> torch.Tensor:
     """InfLoRA's designed A (rank, d): the top-`rank` left singular vectors of (I - M M^T) C, as rows, / sqrt(3).

@@ -9,7 +9,8 @@ The layers, each importing only those listed before it:
     methods/                 the continual learners: baselines, C-LoRA, InfLoRA, SD-LoRA
     continual/               settings and presets, the loop, run folders (checkpoints, resume), metrics
     inside/                  looking inside a run: analysis, figures, explorers
-    comparison, throughput, cli   top: several methods at once, the throughput benchmark, the command line
+    comparison, tuning,      top: several methods at once, settings chosen on validation,
+    throughput, cli          the throughput benchmark, the command line
 """
 from .env import __version__
 from .adapters import (CLoRALinear, LoRALinear, add_adapters, adapters_of, consolidate, from_loras,

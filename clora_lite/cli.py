@@ -86,6 +86,25 @@ def cmd_demo(args):
     print(f"demo finished in {time.time() - t0:.0f} s")
 
 
+def seeds(text: str, name: str) -> tuple:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or min(values) < 0:
+        raise ConfigError(f"{name}={text!r} is not allowed: give comma-separated whole numbers >= 0, e.g. 1,2,3")
+    return values
+
+
+def cmd_tune(args):
+    from .tuning import parse_grid, tune
+    grid = parse_grid(args.grid or [])
+    test_seeds = seeds(args.test_seeds, "test_seeds") if args.test_seeds else ()
+    base = config_from(args, {"val_fraction": 0.2})
+    tune(base, grid, Path(args.out or f"runs/tune_{base.method}"), seeds(args.tune_seeds, "tune_seeds"), test_seeds,
+         progress=not args.quiet)
+
+
 def cmd_bench(args):
     from .throughput import measure_throughput
     measure_throughput(args.backbone, args.batch, args.steps, args.method, args.rank, args.device, args.amp,
@@ -124,6 +143,15 @@ def build_parser() -> Parser:
     s.add_argument("--methods", default=",".join(COMPARE_METHODS),
                    help=f"comma-separated, from: {method_names} (default: %(default)s)")
     s.set_defaults(func=cmd_compare)
+    s = sub.add_parser("tune", help="choose settings on the validation split: a grid, tuning seeds, then test seeds")
+    add_run_options(s, {**config_defaults, "val_fraction": 0.2})
+    s.add_argument("--grid", action="append", metavar="NAME=V1,V2,...",
+                   help="a run setting and the values to try (repeat for several; every combination runs)")
+    s.add_argument("--tune-seeds", default="0", help="seeds the settings are scored on, by mean validation "
+                                                     "Last-Acc (default: %(default)s)")
+    s.add_argument("--test-seeds", default=None, help="seeds never used for tuning, to report the chosen "
+                                                      "settings' test Last-Acc on (default: none)")
+    s.set_defaults(func=cmd_tune)
     s = sub.add_parser("bench", help="training throughput with synthetic inputs (no downloads)")
     s.add_argument("--backbone", default=None, help="vit_tiny | vit_b16 (default: vit_b16 on CUDA, vit_tiny elsewhere)")
     s.add_argument("--batch", type=int, default=128, help="images per step (default: %(default)s)")

@@ -21,7 +21,8 @@ MAX_LINES = 400
 # and modules of its own group (acyclically): its folder, or for a top-level module the top-level modules of the same
 # rank (env imports errors, __main__ imports cli). The package's own __init__.py sits above everything.
 RANKS = {"errors": 0, "env": 0, "notebook": 0, "adapters": 1, "benchmarks": 2, "backbone": 3, "methods": 4,
-         "continual": 5, "inside": 6, "comparison": 7, "throughput": 7, "cli": 8, "__main__": 8}
+         "continual": 5, "inside": 6, "comparison": 7, "throughput": 7, "tuning": 7, "cli": 8,
+         "__main__": 8}
 TOP_RANK = 9
 
 

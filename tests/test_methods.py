@@ -215,3 +215,29 @@ def test_new_methods_run_through_the_loop(method, kw):
     assert [len(r) for r in res["acc_matrix"]] == [1, 2] == [len(r) for r in res["val_acc_matrix"]]
     assert res["val_last_acc"] == res["val_acc_matrix"][-1][0] / 2 + res["val_acc_matrix"][-1][1] / 2
     assert (res["val_last_acc"] * 8 / 100) == pytest.approx(round(res["val_last_acc"] * 8 / 100), abs=1e-9)
+
+
+def test_first_session_adapts_on_the_first_task_only(tmp_path):
+    cfg = Config(method="first_session", benchmark="synthetic", tasks=3, classes=6, train_per_class=16,
+                 test_per_class=8, epochs=1, batch=8, align_steps=5, device="cpu")
+    run(cfg, tmp_path, progress=False, log=lambda s: None)
+    snaps = [torch.load(tmp_path / "adapters" / f"task_{t:02d}.pt", weights_only=True) for t in range(3)]
+    b = [k for k in snaps[0] if k.endswith("lora_B")]
+    assert b and all(snaps[0][k].abs().sum() > 0 for k in b)          # task 1 trained the adapter
+    assert all(torch.equal(snaps[0][k], s[k]) for s in snaps[1:] for k in snaps[0])   # later tasks did not
+
+
+def test_ncm_scores_by_cosine_to_the_class_means_and_needs_the_statistics():
+    from clora_lite.errors import ConfigError
+    from clora_lite.methods import NCM
+    learner = NCM(vit.build("vit_tiny"), 3, Config(method="ncm"))
+    feats = torch.randn(30, learner.backbone.dim, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(3).repeat_interleave(10)
+    learner.record_class_stats(feats + 3 * torch.eye(3, feats.shape[1])[labels], labels)
+    query = torch.randn(5, feats.shape[1])
+    expected = torch.stack([torch.nn.functional.cosine_similarity(query, m[None], dim=1)
+                            for m in learner.class_mean], 1)
+    assert torch.allclose(learner.logits(query), expected, atol=1e-6)
+    assert learner.param_groups() == [] and learner.trainable_params() == 0
+    with pytest.raises(ConfigError, match="method='ncm' is not allowed with align_head off"):
+        Config.from_dict({"method": "ncm", "align_head": False})

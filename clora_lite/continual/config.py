@@ -24,7 +24,8 @@ def setting(default, help: str, kind=None):
 
 @dataclass
 class Config:
-    method: str = setting("clora", "frozen | finetune | seq_lora | lora_per_task | clora | joint | inflora | sdlora")
+    method: str = setting("clora", "frozen | finetune | seq_lora | lora_per_task | clora | joint | inflora | sdlora | "
+                                   "first_session | ncm")
     benchmark: str = setting("synthetic", "synthetic | synthetic_inverted | split_fashion_mnist | split_cifar100 | "
                                           "split_cifar10 | imagefolder:PATH")
     tasks: int = setting(10, "number of tasks the classes are split into")
@@ -143,6 +144,9 @@ def check(c: Config) -> Config:
     is_int = lambda v: isinstance(v, int) and not isinstance(v, bool)
     is_num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
     _need(c.method in METHODS, f"method={c.method!r} is not allowed: use one of {', '.join(METHODS)}")
+    _need(c.align_head or not METHODS[c.method].needs_class_stats,
+          f"method={c.method!r} is not allowed with align_head off: it classifies with the class statistics that "
+          "head alignment stores (turn align_head on)")
     _need(c.backbone in BACKBONES, f"backbone={c.backbone!r} is not allowed: use one of {', '.join(BACKBONES)}")
     benchmarks.check_name(c.benchmark)
     for name in ("align_steps", "tasks", "classes", "train_per_class", "test_per_class", "batch", "eval_batch", "rank"):

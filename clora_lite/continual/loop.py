@@ -111,6 +111,8 @@ def train_task(learner: Learner, x: torch.Tensor, y: torch.Tensor, cfg: Config, 
     (static shapes); every group but the head's (group 0) at lr_scale times its lr. Returns (seconds, images)."""
     learner.train()
     groups = learner.param_groups()
+    if not groups:   # a method that trains nothing (ncm)
+        return 0.0, 0
     for group in groups[1:]:
         group["lr"] = group["lr"] * lr_scale
     opt = torch.optim.AdamW(groups, weight_decay=0.0)

@@ -30,6 +30,7 @@ class Learner(nn.Module):
     layer = None
     targets = None
     folds_into_base = False
+    needs_class_stats = False   # True: classifies with the class statistics, so it needs cfg.align_head
 
     def __init__(self, backbone: nn.Module, num_classes: int, cfg):
         super().__init__()

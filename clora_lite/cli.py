@@ -101,8 +101,10 @@ def cmd_tune(args):
     grid = parse_grid(args.grid or [])
     test_seeds = seeds(args.test_seeds, "test_seeds") if args.test_seeds else ()
     base = config_from(args, {"val_fraction": 0.2})
+    if args.workers < 1:
+        raise ConfigError(f"workers={args.workers} is not allowed: use a whole number >= 1")
     tune(base, grid, Path(args.out or f"runs/tune_{base.method}"), seeds(args.tune_seeds, "tune_seeds"), test_seeds,
-         progress=not args.quiet)
+         progress=not args.quiet and args.workers == 1, workers=args.workers, storage=args.storage)
 
 
 def cmd_bench(args):
@@ -151,6 +153,10 @@ def build_parser() -> Parser:
                                                      "Last-Acc (default: %(default)s)")
     s.add_argument("--test-seeds", default=None, help="seeds never used for tuning, to report the chosen "
                                                       "settings' test Last-Acc on (default: none)")
+    s.add_argument("--workers", type=int, default=1, help="trials at once, in worker processes through Optuna "
+                                                          "(pip install optuna); one per GPU (default: %(default)s)")
+    s.add_argument("--storage", default=None, help="an Optuna storage URL the workers share, e.g. on a cluster "
+                                                   "(default: the journal file OUT/optuna.log)")
     s.set_defaults(func=cmd_tune)
     s = sub.add_parser("bench", help="training throughput with synthetic inputs (no downloads)")
     s.add_argument("--backbone", default=None, help="vit_tiny | vit_b16 (default: vit_b16 on CUDA, vit_tiny elsewhere)")

@@ -9,8 +9,15 @@ OUT/trials.csv                  one row per trial: the settings, seed, validatio
 OUT/best.json                   the chosen settings, a file `run --config OUT/best.json` accepts
 OUT/tuning.json                 the choice: grid, tuning seeds, every setting's mean score, winner and runner-up
 OUT/test/seed<S>/               with --test-seeds: the chosen settings on seeds never used for tuning
-Test accuracy plays no part in the choice. Ties go to the first setting in the grid's order. Trials run one after
-another in this process.
+Test accuracy plays no part in the choice. Ties go to the first setting in the grid's order.
+
+Trials run one after another in this process, or, with workers > 1, in that many worker processes that take
+trials from an Optuna study (pip install optuna): its storage queues every (setting, seed) pair and hands each
+to one worker, through a journal file (OUT/optuna.log) or any Optuna storage URL. On a machine with GPUs worker k uses cuda:(k mod GPUs);
+on a cluster, run the same command on each node with one --storage URL they all reach (e.g. a PostgreSQL
+database) and they share the trials. The choice is then made here, from the trials' run folders, exactly as
+without workers. We picked Optuna over Ray Tune because its storage is all that several processes or machines
+need to share a grid: no cluster to start, one light package.
 """
 import csv
 import dataclasses
@@ -61,9 +68,67 @@ def setting_name(point: dict) -> str:
     return "_".join(f"{k}={v}" for k, v in point.items()).replace("/", "-")
 
 
-def tune(base: Config, grid: dict, out, tune_seeds=(0,), test_seeds=(), progress=False, log=print) -> dict:
+def trial_folder(out: Path, point: dict, seed: int) -> Path:
+    return out / "trials" / setting_name(point) / f"seed{seed}"
+
+
+def run_with_workers(configs: list, folders: list, workers: int, storage: str) -> None:
+    """Run every config into its folder in `workers` processes that take trials from one Optuna study."""
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError(f"workers={workers} is not allowed here: it needs Optuna (pip install optuna); "
+                          "or use workers=1") from None
+    import multiprocessing
+    study = optuna.create_study(study_name="clora_lite_tune", storage=_storage(storage), load_if_exists=True)
+    done = {t.params.get("trial") for t in study.trials if t.state.name in ("COMPLETE", "WAITING", "RUNNING")}
+    for i in range(len(configs)):   # a queue of every trial: the storage hands each one to exactly one worker
+        if i not in done:
+            study.enqueue_trial({"trial": i})
+    context = multiprocessing.get_context("spawn")   # fresh processes: no fork of a torch runtime
+    jobs = [context.Process(target=_worker, args=(k, configs, folders, storage, study.study_name))
+            for k in range(workers)]
+    for job in jobs:
+        job.start()
+    for job in jobs:
+        job.join()
+    failed = [job.exitcode for job in jobs if job.exitcode]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {workers} tuning workers failed (exit codes {failed})")
+
+
+def _storage(url: str):
+    import optuna
+    if "://" in url:
+        return url
+    from optuna.storages.journal import JournalFileBackend
+    return optuna.storages.JournalStorage(JournalFileBackend(url))
+
+
+def _worker(k: int, configs: list, folders: list, storage: str, name: str) -> None:
+    import optuna
+    import torch
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if torch.cuda.is_available():
+        configs = [dataclasses.replace(c, device=f"cuda:{k % torch.cuda.device_count()}") for c in configs]
+    else:
+        torch.set_num_threads(1)   # workers share the cores
+    study = optuna.load_study(study_name=name, storage=_storage(storage))
+    while True:
+        trial = study.ask()
+        queued = trial.storage.get_trial_system_attrs(trial._trial_id).get("fixed_params")   # Optuna's own record
+        if queued is None:   # the queue is empty: every trial has been handed out
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            return
+        i = trial.suggest_categorical("trial", list(range(len(configs))))
+        study.tell(trial, run(configs[i], folders[i], progress=False, log=lambda s: None)["val_last_acc"])
+
+
+def tune(base: Config, grid: dict, out, tune_seeds=(0,), test_seeds=(), progress=False, log=print,
+         workers: int = 1, storage: str | None = None) -> dict:
     """Train every grid point on every tuning seed (validation split: base.val_fraction > 0), choose the best mean
     validation Last-Acc, write trials.csv, best.json and tuning.json into out; then run the choice on test_seeds.
+    workers > 1: the trials run in that many processes first, through Optuna (see the module docstring).
     Returns tuning.json's contents."""
     if base.val_fraction <= 0:
         raise ConfigError("val_fraction=0 is not allowed for tune: hold out a validation split, e.g. 0.2")
@@ -77,12 +142,15 @@ def tune(base: Config, grid: dict, out, tune_seeds=(0,), test_seeds=(), progress
         for c in row:
             Config.from_dict(c.to_dict())
     out.mkdir(parents=True, exist_ok=True)
+    if workers > 1:
+        flat = [(p, c) for p, row in zip(points, configs) for c in row]
+        run_with_workers([c for _, c in flat], [trial_folder(out, p, c.seed) for p, c in flat], workers,
+                         storage or str(out / "optuna.log"))
     rows, scores = [], []
     for point, row in zip(points, configs):
         vals = []
         for cfg in row:
-            r = run(cfg, out / "trials" / setting_name(point) / f"seed{cfg.seed}", progress=progress,
-                    log=lambda s: None)
+            r = run(cfg, trial_folder(out, point, cfg.seed), progress=progress, log=lambda s: None)
             vals.append(r["val_last_acc"])
             rows.append({**point, "seed": cfg.seed, "val_last_acc": r["val_last_acc"],
                          "seconds": round(sum(r["task_seconds"]), 1)})

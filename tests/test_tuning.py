@@ -63,3 +63,20 @@ def test_bad_tuning_input_is_a_one_line_error(tmp_path, capsys):
     assert not (tmp_path / "x").exists()   # nothing written
     assert tuning.parse_grid(["lr=1e-3,3e-3", "align_head=true,false", "rank=4"]) == \
         {"lr": [1e-3, 3e-3], "align_head": [True, False], "rank": [4]}
+
+
+def test_two_workers_share_the_trials_through_optuna(tmp_path, monkeypatch):
+    optuna = pytest.importorskip("optuna", reason="the engine path needs the optional Optuna: pip install optuna")
+
+    def no_training(*a, **kw):
+        raise AssertionError("the parent process trained a trial that the workers should have run")
+    monkeypatch.setattr(loop, "train_task", no_training)   # spawned workers do not inherit this
+    got = tuning.tune(Config(**TINY), {"lr": [1e-3, 3e-3]}, tmp_path / "two", (0, 1), workers=2, log=lambda s: None)
+    study = optuna.load_study(study_name="clora_lite_tune", storage=tuning._storage(str(tmp_path / "two" / "optuna.log")))
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(t.params["trial"] for t in done) == [0, 1, 2, 3]   # every (setting, seed) once
+    assert any(a.datetime_start < b.datetime_complete and b.datetime_start < a.datetime_complete
+               for a in done for b in done if a is not b)           # two trials ran at the same time
+    monkeypatch.undo()
+    one = tuning.tune(Config(**TINY), {"lr": [1e-3, 3e-3]}, tmp_path / "one", (0, 1), log=lambda s: None)
+    assert one["scores"] == got["scores"] and one["best"] == got["best"]   # the engine changes where, not what

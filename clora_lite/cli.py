@@ -35,7 +35,8 @@ def add_run_options(p, defaults: dict) -> None:
             continue
         if isinstance(default, (tuple, list)):
             default = ",".join(map(str, default))
-        p.add_argument(flag, dest=f.name, type=f.metadata["kind"] or type(f.default), help=f"{text} (default: {default})")
+        p.add_argument(flag, dest=f.name, type=f.metadata["kind"] or type(f.default),
+                       help=f"{text} (default: {default})")
     p.add_argument("--config", metavar="FILE.json",
                    help="a JSON object of settings; precedence: the command's defaults < this file < flags "
                         "(default: none)")
@@ -148,7 +149,8 @@ def build_parser() -> Parser:
     s = sub.add_parser("tune", help="choose settings on the validation split: a grid, tuning seeds, then test seeds")
     add_run_options(s, {**config_defaults, "val_fraction": 0.2})
     s.add_argument("--grid", action="append", metavar="NAME=V1,V2,...",
-                   help="a run setting and the values to try (repeat for several; every combination runs) (default: none)")
+                   help="a run setting and the values to try (repeat for several; every combination runs) "
+                        "(default: none)")
     s.add_argument("--tune-seeds", default="0", help="seeds the settings are scored on, by mean validation "
                                                      "Last-Acc (default: %(default)s)")
     s.add_argument("--test-seeds", default=None, help="seeds never used for tuning, to report the chosen "

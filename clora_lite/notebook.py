@@ -2,7 +2,8 @@
 
 CLORA_SMOKE=1 (set by the test suite) shrinks every heavy notebook cell so CI runs a chapter in seconds on
 2 CPU cores; unset, the notebooks run at full scale (on a Colab GPU, say). Use `pick(full, smoke)`.
-CLORA_SCALE ("ci" | "cpu" | "gpu_quick" | "gpu") overrides the scale `scale()` picks; CLORA_RUNS, where `runs_folder` puts runs.
+CLORA_SCALE ("ci" | "cpu" | "gpu_quick" | "gpu") overrides the scale `scale()` picks; CLORA_RUNS is where
+`runs_folder` puts runs.
 """
 import os
 from pathlib import Path

@@ -14,8 +14,8 @@ Test accuracy plays no part in the choice. Ties go to the first setting in the g
 Trials run one after another in this process, or, with workers > 1, in that many worker processes that take
 trials from an Optuna study (pip install optuna): its storage queues every (setting, seed) pair and hands each
 to one worker, through a journal file (OUT/optuna.log) or any Optuna storage URL. On a machine with GPUs worker
-k uses cuda:(k mod GPUs); on a cluster, run the same command on each node with one --storage URL they all reach (e.g. a PostgreSQL
-database) and they share the trials. The choice is then made here, from the trials' run folders, exactly as
+k uses cuda:(k mod GPUs); on a cluster, run the same command on each node with one --storage URL they all
+reach (e.g. a PostgreSQL database) and they share the trials. The choice is then made here, from the trials' run folders, exactly as
 without workers. We picked Optuna over Ray Tune because its storage is all that several processes or machines
 need to share a grid: no cluster to start, one light package.
 """

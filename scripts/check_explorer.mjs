@@ -1,11 +1,11 @@
-// Opens a notebook holding a clora_lite explorer (explorers.py) in a real JupyterLab with headless Chromium,
+// Opens a notebook holding a clora_lite explorer (inside/explorers.py) in a real JupyterLab with headless Chromium,
 // runs all cells, screenshots the first explorer, moves its task slider and switches its "method A", and prints
 // whether the plotly pictures changed each time. Not part of CI (needs Debian's chromium and npm's playwright-core):
 //   (from a copy of the notebook's folder: JupyterLab autosaves what it opens)
 //   CLORA_SMOKE=1 jupyter lab --no-browser --port 8899 --IdentityProvider.token='' &
 //   PORT=8899 node check_explorer.mjs NOTEBOOK.ipynb OUTDIR ["TEXT a cell prints once the others have run"]
 // ES modules ignore NODE_PATH: copy this file next to the node_modules that holds playwright-core.
-// Chapter 02: 02_routing_matrix.ipynb OUTDIR "share of R_delta"; chapter 05: 05_looking_inside.ipynb OUTDIR.
+// Chapter 05: 05_looking_inside.ipynb OUTDIR (chapter 02 no longer has an explorer).
 // The first explorer must have a task slider and a method dropdown (RoutingExplorer, ForgettingExplorer).
 import { chromium } from "playwright-core";
 

@@ -22,7 +22,6 @@ need to share a grid: no cluster to start, one light package.
 import csv
 import dataclasses
 import itertools
-import json
 from pathlib import Path
 import statistics
 

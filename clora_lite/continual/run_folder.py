@@ -120,8 +120,7 @@ def load_learner(run_dir: Path | str, num_classes: int, device="cpu") -> Learner
     learner = build_learner(cfg, num_classes)
     blob = load_checkpoint(ckpt, "cpu")
     restore(learner, blob, path=ckpt)
-    if cfg.align_head and not set(CLASS_STATS) & set(blob["state"]):
-        RunFolder(run_dir, cfg).replay_class_stats(learner, blob["task"] + 1, "cpu")
+    RunFolder(run_dir, cfg).replay_class_stats(learner, blob, "cpu")
     return learner.to(device).eval()
 
 
@@ -181,8 +180,7 @@ class RunFolder:
         for t in range(start):   # replay the bookkeeping of finished tasks (adapter resets, head ranges)
             learner.begin_task(t, stream[t].labels)
         restore(learner, blob, self.initial, self.prints, ckpts[-1])
-        if self.cfg.align_head and not set(CLASS_STATS) & set(blob["state"]):
-            self.replay_class_stats(learner, start, ctx.device)
+        self.replay_class_stats(learner, blob, ctx.device)
         if blob.get("scaler"):
             ctx.scaler.load_state_dict(blob["scaler"])
         log(f"{self.path}: resuming after task {start}")
@@ -196,9 +194,13 @@ class RunFolder:
         (self.path / "stats").mkdir(exist_ok=True)
         atomic_write(self.path / "stats" / f"task_{t:02d}.pt", lambda p: torch.save(blob, p))
 
-    def replay_class_stats(self, learner: Learner, upto: int, device) -> None:
-        """The class statistics after task upto - 1, rebuilt from the per-task files in the order they were made."""
-        for t in range(upto):
+    def replay_class_stats(self, learner: Learner, blob: dict, device) -> None:
+        """The class statistics as they were when checkpoint `blob` was saved, rebuilt from the per-task files in
+        the order they were made. Nothing to do without head alignment, or for a checkpoint of an earlier version
+        (it carries the statistics itself, and `restore` has loaded them)."""
+        if not self.cfg.align_head or set(CLASS_STATS) & set(blob["state"]):
+            return
+        for t in range(blob["task"] + 1):
             path = self.path / "stats" / f"task_{t:02d}.pt"
             try:
                 blob = torch.load(path, map_location=device, weights_only=True)

@@ -71,6 +71,25 @@ def test_inverted_variant_is_the_negative_of_the_plain_set():
     assert neg.name == "synthetic-inverted"
 
 
+def test_domains_variant_renders_each_task_under_its_own_shift():
+    sizes = dict(num_classes=12, train_per_class=3, test_per_class=2)
+    plain = benchmarks.by_name("synthetic", 12, seed=5, **sizes)
+    dom = benchmarks.by_name("synthetic_domains", 12, seed=5, **sizes)   # 12 tasks: the shifts wrap after 10
+    shifts = list(benchmarks.DOMAIN_SHIFTS.values())
+    assert dom.info["domains"][:2] == ["negative", "rotated"] and dom.info["domains"][10] == "negative"
+    for t in range(12):
+        for part in ("train", "test"):
+            x, y = dom.split(t, part)
+            x0, y0 = plain.split(t, part)
+            assert torch.equal(y, y0) and torch.equal(x, shifts[t % 10](x0)), (t, part)
+    # every shift changes the images, and no two shifts give the same images
+    x0 = plain.train_x
+    outs = [f(x0) for f in shifts]
+    assert all(o.dtype == torch.uint8 and o.shape == x0.shape and not torch.equal(o, x0) for o in outs)
+    assert all(not torch.equal(a, b) for i, a in enumerate(outs) for b in outs[i + 1:])
+    assert dom.name == "synthetic-domains" and dom.class_names[0].endswith("(negative)")
+
+
 def test_by_name_refuses_an_unknown_benchmark_in_one_line():
     with pytest.raises(ConfigError, match="benchmark='mnist' is not allowed: use one of synthetic, ") as e:
         benchmarks.by_name("mnist")

@@ -1,6 +1,7 @@
 """Benchmarks: class-incremental task streams of uint8 images (benchmark.py holds the Benchmark type).
 
     synthetic, synthetic_inverted   generated offline in seconds (synthetic.py)
+    synthetic_domains               the same, each task under its own domain shift (synthetic.py)
     split_fashion_mnist             real photos, offline from Debian's dataset-fashion-mnist (fashion_mnist.py)
     split_cifar100, split_cifar10   torchvision download (torchvision_sets.py)
     imagefolder:PATH                PATH/train/<class>/*, PATH/test/<class>/* (torchvision_sets.py)
@@ -8,11 +9,11 @@
 from ..errors import ConfigError
 from .benchmark import Benchmark, make_tasks, pycil_order, relabel, task_of_label
 from .fashion_mnist import split_fashion_mnist
-from .synthetic import synthetic, synthetic_classes
+from .synthetic import DOMAIN_SHIFTS, synthetic, synthetic_classes
 from .torchvision_sets import imagefolder, split_cifar
 
-BENCHMARKS = ("synthetic", "synthetic_inverted", "split_fashion_mnist", "split_cifar100", "split_cifar10",
-              "imagefolder:PATH")
+BENCHMARKS = ("synthetic", "synthetic_inverted", "synthetic_domains", "split_fashion_mnist", "split_cifar100",
+              "split_cifar10", "imagefolder:PATH")
 SYNTHETIC_CLASSES = len(synthetic_classes(pretrain=False))   # 144 continual classes to draw from
 
 
@@ -34,9 +35,9 @@ def by_name(name: str, num_tasks: int = 10, seed: int = 0, data_dir=None, order:
     """A benchmark by its name (see BENCHMARKS). sizes: num_classes / train_per_class / test_per_class for the
     synthetic ones; split_fashion_mnist takes the two per-class sizes (a seeded subset)."""
     check_name(name)
-    if name in ("synthetic", "synthetic_inverted"):
+    if name in ("synthetic", "synthetic_inverted", "synthetic_domains"):
         return synthetic(num_tasks, seed=seed, inverted=name == "synthetic_inverted", task_sizes=task_sizes,
-                         **sizes)
+                         domains=name == "synthetic_domains", **sizes)
     if name == "split_fashion_mnist":
         return split_fashion_mnist(num_tasks, order, data_dir, seed=seed, task_sizes=task_sizes,
                                    train_per_class=sizes.get("train_per_class"),

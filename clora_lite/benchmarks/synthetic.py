@@ -1,5 +1,6 @@
 """The synthetic benchmark: coloured shapes and textures generated from a seed in seconds, with no files.
-"synthetic_inverted" is the same as photographic negatives: a domain shift pre-training never saw."""
+"synthetic_inverted" is the same as photographic negatives: a domain shift pre-training never saw.
+"synthetic_domains" renders each task under its own shift (DOMAIN_SHIFTS), so every task needs adapting."""
 import colorsys
 import math
 
@@ -65,8 +66,30 @@ def render_class(cls: tuple, n: int, g: torch.Generator, size: int = 32) -> torc
     return (img.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
+def _blur(x):
+    return F.avg_pool2d(x.float(), 5, stride=1, padding=2, count_include_pad=False).round().to(torch.uint8)
+
+
+# A new domain per task: pixel-level changes that pre-training never saw, each keeping the classes apart (no shift
+# drops colour, and only one of them turns the image, so a class never becomes another task's class). uint8
+# (n, 3, H, W) -> uint8, deterministic.
+DOMAIN_SHIFTS = {
+    "negative": lambda x: 255 - x,
+    "rotated": lambda x: x.rot90(1, dims=(2, 3)),
+    "channels": lambda x: x[:, [2, 0, 1]],                              # RGB -> BRG: every hue moves
+    "blurred": _blur,                                                   # 5 x 5 box blur: no edges, no stripes
+    "solarised": lambda x: torch.where(x >= 128, 255 - x, x),           # bright parts inverted
+    "posterised": lambda x: (x & 0xC0) + 32,                            # 2 bits per channel
+    "faded": lambda x: (x.to(torch.int16) // 3 + 150).to(torch.uint8),  # low contrast, washed out
+    "negative_blurred": lambda x: 255 - _blur(x),
+    "channels_solarised": lambda x: torch.where(x >= 128, 255 - x, x)[:, [1, 2, 0]],
+    "posterised_negative": lambda x: 255 - ((x & 0xC0) + 32),
+}
+
+
 def synthetic(num_tasks: int = 10, num_classes: int = 100, train_per_class: int = 300, test_per_class: int = 50,
-              seed: int = 0, pretrain: bool = False, inverted: bool = False, task_sizes=None) -> Benchmark:
+              seed: int = 0, pretrain: bool = False, inverted: bool = False, task_sizes=None,
+              domains: bool = False) -> Benchmark:
     """A procedurally generated stand-in for Split-CIFAR-100, made in seconds with no files.
 
     Each class is a (shape, texture, hue) triple: 8 shapes x 6 textures x 8 hues. Classes share low-level
@@ -79,6 +102,10 @@ def synthetic(num_tasks: int = 10, num_classes: int = 100, train_per_class: int 
     backbone with an aligned head 83.6 %), while sequential fine-tuning forgets badly (17.8 %). Position, scale,
     stripe frequency, hue, background and noise vary per image; flips are not label-preserving ("L", diagonal
     stripes), so `hflip=False`.
+
+    domains=True: task t's classes (train and test alike) are rendered under DOMAIN_SHIFTS' t-th shift (in order,
+    wrapping after 10), so each task arrives in a domain pre-training never saw and that no earlier task had: a
+    class-incremental stream where every task needs the backbone to adapt while old tasks must not move.
     """
     pool = synthetic_classes(pretrain)
     if not 1 <= num_classes <= len(pool):
@@ -94,10 +121,20 @@ def synthetic(num_tasks: int = 10, num_classes: int = 100, train_per_class: int 
     x, y = torch.stack(xs), torch.stack(ys)   # (C, n, 3, H, W), (C, n)
     if inverted:   # a domain shift: the same classes as photographic negatives, which pre-training never saw
         x = 255 - x
+    shifts = list(DOMAIN_SHIFTS)
+    if domains:
+        for t, labels in enumerate(tasks):
+            shift = DOMAIN_SHIFTS[shifts[t % len(shifts)]]
+            x[labels] = shift(x[labels].flatten(0, 1)).view_as(x[labels])
     train, test = slice(0, train_per_class), slice(train_per_class, None)
     flat = lambda t: t.flatten(0, 1)
     names = [f"{HUES[h]} {TEXTURES[t]} {SHAPES[s]}" for s, t, h in classes]
-    name = "synthetic" + ("-pretrain" if pretrain else "") + ("-inverted" if inverted else "")
+    if domains:
+        names = [f"{n} ({shifts[t % len(shifts)]})" for t, labels in enumerate(tasks) for n in
+                 (names[c] for c in labels)]
+    name = ("synthetic" + ("-pretrain" if pretrain else "") + ("-inverted" if inverted else "")
+            + ("-domains" if domains else ""))
     return Benchmark(name, flat(x[:, train]), flat(y[:, train]), flat(x[:, test]), flat(y[:, test]), tasks, names,
                      pick, hflip=False,
-                     info={"seed": seed, "train_per_class": train_per_class, "test_per_class": test_per_class})
+                     info={"seed": seed, "train_per_class": train_per_class, "test_per_class": test_per_class,
+                           **({"domains": [shifts[t % len(shifts)] for t in range(len(tasks))]} if domains else {})})

@@ -26,8 +26,8 @@ def setting(default, help: str, kind=None):
 class Config:
     method: str = setting("clora", "frozen | finetune | seq_lora | lora_per_task | clora | joint | inflora | sdlora | "
                                    "first_session | ncm")
-    benchmark: str = setting("synthetic", "synthetic | synthetic_inverted | split_fashion_mnist | split_cifar100 | "
-                                          "split_cifar10 | imagefolder:PATH")
+    benchmark: str = setting("synthetic", "synthetic | synthetic_inverted | synthetic_domains | "
+                                          "split_fashion_mnist | split_cifar100 | split_cifar10 | imagefolder:PATH")
     tasks: int = setting(10, "number of tasks the classes are split into")
     task_sizes: tuple | None = setting(None, "classes per task, comma-separated (e.g. 50,10,10,10,10,10); "
                                              "default: equal tasks", str)

@@ -259,3 +259,12 @@ def test_stored_params_flat_for_clora_and_growing_for_a_stack():
     np.testing.assert_array_equal(p["clora"], [2 * (2 * 12 + 4)] * 4)
     np.testing.assert_array_equal(p["lora_per_task"], [48, 96, 144, 192])
     np.testing.assert_array_equal(p["seq_lora"], [48] * 4)
+
+
+def test_one_colour_per_method_and_its_variants():
+    from clora_lite.inside.plots import METHOD_COLORS, method_color
+    from clora_lite.methods import METHODS
+    assert all(m in METHOD_COLORS for m in METHODS)   # every method has its own colour ...
+    assert len({METHOD_COLORS[m] for m in METHODS}) == len(METHODS)   # ... and no two share one
+    assert method_color("clora_left") == method_color("clora") and method_color("seq_lora_x") == "tab:orange"
+    assert method_color("unknown") == "tab:pink"

@@ -19,6 +19,23 @@ if TYPE_CHECKING:   # for annotations only: plotly is imported where a plotly fi
 
 MARKERS = "osD^vP*Xh<>"
 
+# One colour per method in every figure of every chapter, so a learner can follow a method from plot to plot.
+# Presets and variants of a method ("clora_no_orth", "clora_warm_drift") take their method's colour unless named.
+METHOD_COLORS = {
+    "frozen": "gray", "joint": "black", "finetune": "tab:red", "seq_lora": "tab:orange",
+    "lora_per_task": "tab:brown", "clora": "tab:blue", "clora_no_orth": "#8fbce6", "clora_warm_drift": "navy",
+    "inflora": "tab:green", "sdlora": "tab:purple", "first_session": "tab:olive", "ncm": "tab:cyan",
+    "seq_lora_warm_drift": "#b35900",
+}
+
+
+def method_color(name: str) -> str:
+    """The colour of method or preset `name` (its method's for an unnamed variant, e.g. "clora_left")."""
+    if name in METHOD_COLORS:
+        return METHOD_COLORS[name]
+    base = max((m for m in METHOD_COLORS if name.startswith(m + "_")), key=len, default=None)
+    return METHOD_COLORS[base] if base else "tab:pink"
+
 
 def label(results: dict) -> str:
     return results.get("label", results["method"])
@@ -120,7 +137,7 @@ def plot_curves(all_results: list, ax=None):
             ax.plot(range(1, len(A) + 1), A, ls="--", color="gray", marker=".", label=f"{label(r)} backbone")
         else:
             ax.plot(range(1, len(A) + 1), A, marker=MARKERS[i % len(MARKERS)], alpha=0.85, markerfacecolor="none",
-                    label=label(r))
+                    label=label(r), color=method_color(label(r)))
     ax.set_xlabel("tasks learned")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("accuracy on all seen classes (%)")
@@ -156,7 +173,7 @@ def forgetting_figure(all_results: list, task: int = 0) -> "go.Figure":
                                      line=dict(dash="dash", color="gray")))
         else:
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=label(r),
-                                     marker=dict(symbol=i % 20)))
+                                     marker=dict(symbol=i % 20), line=dict(color=method_color(label(r)))))
     fig.update_layout(title=f"Forgetting: accuracy on task {task + 1}'s classes as later tasks are learned",
                       xaxis=dict(title="tasks learned", dtick=1, range=[0.7, T + 0.3]),   # fixed: no jump on a move
                       yaxis=dict(title=f"accuracy on task {task + 1} (%)", range=[0, 100]),
@@ -175,7 +192,8 @@ def plot_forgetting(all_results: list, task: int = 0, ax=None):
         elif r["method"] == "frozen":
             ax.plot(x, y, ls="--", color="gray", marker=".", label=f"{label(r)} backbone")
         else:
-            ax.plot(x, y, marker=MARKERS[i % len(MARKERS)], markerfacecolor="none", label=label(r))
+            ax.plot(x, y, marker=MARKERS[i % len(MARKERS)], markerfacecolor="none", label=label(r),
+                    color=method_color(label(r)))
     ax.set_xlabel("tasks learned")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(f"accuracy on task {task + 1} (%)")
@@ -198,7 +216,7 @@ def params_figure(params: dict) -> "go.Figure":
     fig = go.Figure()
     for name, counts in params.items():
         fig.add_trace(go.Scatter(x=np.arange(1, len(counts) + 1), y=counts, mode="lines+markers", name=name,
-                                 line=dict(dash="dash" if name == "seq_lora" else "solid")))
+                                 line=dict(dash="dash" if name == "seq_lora" else "solid", color=method_color(name))))
     fig.update_layout(title="What must be stored to serve every task learned so far",
                       xaxis=dict(title="tasks learned", dtick=1),
                       yaxis=dict(title="stored adapter parameters (count)", rangemode="tozero"),
@@ -211,7 +229,8 @@ def plot_params(params: dict, ax=None):
     ax = ax or plt.subplots(figsize=(5.5, 3.6))[1]
     for i, (name, counts) in enumerate(params.items()):
         ax.plot(np.arange(1, len(counts) + 1), counts, marker=MARKERS[i], label=PARAM_LABELS.get(name, name),
-                ls="--" if name == "seq_lora" else "-", markersize=4 if name == "seq_lora" else 6)
+                color=method_color(name), ls="--" if name == "seq_lora" else "-",
+                markersize=4 if name == "seq_lora" else 6)
     ax.set_xlabel("tasks learned")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("stored adapter parameters (count)")

@@ -8,7 +8,7 @@ from pathlib import Path
 from .continual import metrics
 from .continual.config import Config, load_benchmark
 from .continual.loop import run
-from .continual.presets import preset_config
+from .continual.presets import PRESET_NOTES, preset_config
 from .env import atomic_write, resolve_device, write_json
 from .errors import ConfigError
 
@@ -28,6 +28,9 @@ def compare(methods: list, base: Config, out: Path | str, progress=True, figures
     Every name is checked before any work starts (an unknown one is a one-line ConfigError)."""
     out = Path(out)
     configs = [(m, preset_config(m, base)) for m in methods]
+    for m in methods:
+        if m in PRESET_NOTES:
+            print(f"{m}: {PRESET_NOTES[m]}", flush=True)
     all_results = []
     for name, cfg in configs:
         r = run(cfg, out / name, progress=progress, log=lambda s: None)

@@ -140,10 +140,13 @@ def test_new_methods_run_through_compare_on_an_imagefolder(tmp_path, capsys):
     methods = ["inflora", "sdlora", "clora_warm_drift", "seq_lora_warm_drift"]
     assert main(["compare", "--methods", ",".join(methods), "--out", str(out), "--benchmark",
                  f"imagefolder:{tmp_path / 'photos'}", "--tasks", "2", "--epochs", "1", "--batch", "4",
-                 "--device", "cpu", "--quiet", "--align-steps", "2"]) == 0
+                 "--device", "cpu", "--quiet", "--align-steps", "2", "--lr", "5e-4"]) == 0
     assert [s["method"] for s in json.loads((out / "summary.json").read_text())] == methods
     cfg = json.loads((out / "clora_warm_drift" / "config.json").read_text())
     assert cfg["method"] == "clora" and cfg["first_lr_scale"] > 1 and cfg["drift_ridge"] is not None
+    assert cfg["lr"] == 5e-4   # a preset turns options on; the learning rate stays the run's own
+    printed = capsys.readouterr().out
+    assert "clora_warm_drift: first_lr_scale 10 and drift_ridge 1 are what validation chose" in printed
 
 
 def test_bench_prints_throughput_and_flops(capsys):

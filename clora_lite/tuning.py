@@ -64,7 +64,8 @@ def grid_points(grid: dict) -> list:
 
 
 def setting_name(point: dict) -> str:
-    return "_".join(f"{k}={v}" for k, v in point.items()).replace("/", "-")
+    """{"lr": 0.001, "rank": 4} -> "lr=0.001_rank=4"; "default" for the empty point (a grid of one setting)."""
+    return "_".join(f"{k}={v}" for k, v in point.items()).replace("/", "-") or "default"
 
 
 def trial_folder(out: Path, point: dict, seed: int) -> Path:

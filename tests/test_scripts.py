@@ -57,75 +57,73 @@ def _study():
     return mod
 
 
-def test_study_table_pairs_seeds_and_names_the_gap_share(tmp_path):
-    """summarize: mean over seeds, and the gap share (m - frozen) / (joint - frozen) on the seeds m has; a row on
-    a tuning seed (0 unless tune_seeds.json says otherwise) is left out."""
+def _fake_row(out, bench, label, by_seed, grid, best, tune_seeds=(0,)):
+    """What tune leaves in out/bench/label: tuning.json and one results.json per test seed."""
     import json
+    d = out / bench / label
+    for seed, acc in by_seed.items():
+        (d / "test" / f"seed{seed}").mkdir(parents=True)
+        cfg = {"method": label, "lr": 1e-3, "first_lr_scale": 1.0, "drift_ridge": None, **best}
+        (d / "test" / f"seed{seed}" / "results.json").write_text(json.dumps(
+            {"seed": seed, "last_acc": acc, "forgetting": 1.0, "val_last_acc": acc - 1, "config": cfg}))
+    (d / "tuning.json").write_text(json.dumps({"grid": grid, "tune_seeds": list(tune_seeds),
+                                               "best": {"settings": best}, "test": {"seeds": list(by_seed)}}))
+
+
+def test_study_table_pairs_seeds_and_names_the_gap_share(tmp_path):
+    """summarize: mean over the test seeds, and the gap share (m - frozen) / (joint - frozen) on the seeds m has."""
     study = _study()
-    accs = {"frozen": {1: 50.0, 2: 52.0, 0: 10.0}, "joint": {1: 80.0, 2: 90.0}, "clora": {1: 65.0}}
-    for label, by_seed in accs.items():
-        for seed, acc in by_seed.items():
-            d = tmp_path / "inverted" / f"seed{seed}" / label
-            d.mkdir(parents=True)
-            cfg = {"method": label, "lr": 1e-3, "first_lr_scale": 1.0, "drift_ridge": None}
-            (d / "results.json").write_text(json.dumps({"seed": seed, "last_acc": acc, "forgetting": 1.0,
-                                                        "val_last_acc": acc - 1, "config": cfg}))
+    _fake_row(tmp_path, "inverted", "frozen", {1: 50.0, 2: 52.0}, {}, {})
+    _fake_row(tmp_path, "inverted", "joint", {1: 80.0, 2: 90.0}, {"lr": [1e-3, 3e-3]}, {"lr": 3e-3})
+    _fake_row(tmp_path, "inverted", "clora", {1: 65.0}, {"lr": [1e-3, 3e-3]}, {"lr": 1e-3})
+    _fake_row(tmp_path, "inverted", "clora_warm", {1: 66.0}, {}, {})   # an ablation: borrowed, not tuned
+    (tmp_path / "inverted" / "seq_lora").mkdir()   # a row still tuning: no tuning.json yet
     summary = study.summarize(tmp_path)["inverted"]
     assert summary["joint_minus_frozen"] == 85.0 - 51.0
     assert summary["methods"]["clora"]["gap_fraction"] == (65.0 - 50.0) / (80.0 - 50.0)   # seed 1 only
-    assert summary["methods"]["frozen"]["seeds"] == [1, 2]
+    assert summary["methods"]["frozen"]["seeds"] == [1, 2] and "seq_lora" not in summary["methods"]
+    assert summary["chosen"] == {"joint": {"lr": 3e-3}, "clora": {"lr": 1e-3}}
+    assert list(summary["methods"]) == ["frozen", "joint", "clora", "clora_warm"]   # the study's row order
     assert "| clora | lr 0.001 | 1 | 65.0 |" in (tmp_path / "table.md").read_text()
 
 
-def test_study_tuning_scores_each_setting_by_its_mean_validation_over_the_tuning_seeds(tmp_path, monkeypatch):
-    """Seed 0 alone prefers lr 3e-3; seeds 0 and 4 together prefer 1e-3. Each seed runs in its own folder."""
-    import json
+def test_study_is_a_thin_user_of_tune_and_ablations_borrow_the_choices(tmp_path, monkeypatch):
+    """Each row is one tune call with its grid and the test seeds; ablations get a one-point grid built from the
+    tuned rows' choices; a row only needed by an ablation is tuned without test seeds."""
     study = _study()
-    val = {(0, 1e-3): 60.0, (0, 3e-3): 70.0, (4, 1e-3): 80.0, (4, 3e-3): 50.0}
-    folders = []
+    calls = {}
+    best = {"clora_warm_drift": {"lr": 3e-4, "first_lr_scale": 30.0, "drift_ridge": 1.0},
+            "inflora": {"lr": 3e-4}, "sdlora": {"lr": 3e-3}}
 
-    def fake_run(cfg, bench, out):
-        folders.append(out.relative_to(tmp_path).as_posix())
-        return {"val_last_acc": val[(cfg.seed, cfg.lr)]}
-    monkeypatch.setattr(study, "run_one", fake_run)
-    monkeypatch.setitem(study.TUNED, "clora", ("clora", [{"lr": 1e-3}, {"lr": 3e-3}]))
-    assert study.tune("inverted", tmp_path / "a", ["clora"], seeds=(0,))["clora"] == {"lr": 3e-3}
-    assert study.tune("inverted", tmp_path / "b", ["clora"], seeds=(0, 4))["clora"] == {"lr": 1e-3}
-    assert "b/inverted/tune/clora/lr=0.001" in folders and "b/inverted/tune_seed4/clora/lr=0.001" in folders
-    assert json.loads((tmp_path / "b" / "inverted" / "tune_seeds.json").read_text()) == {"clora": [0, 4]}
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "study.py"), "--seeds", "1,2", "--tune-seeds", "0,2",
-                        "--out", str(tmp_path / "c")], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "share a seed" in r.stderr and not (tmp_path / "c").exists()
-
-
-def test_study_table_leaves_out_rows_run_with_settings_no_longer_chosen(tmp_path):
-    import json
-    study = _study()
-    (tmp_path / "inverted").mkdir()
-    (tmp_path / "inverted" / "chosen.json").write_text(json.dumps({"clora": {"lr": 1e-3}}))
-    for seed, lr in ((1, 1e-3), (2, 3e-3)):   # seed 2 ran before validation changed its mind
-        d = tmp_path / "inverted" / f"seed{seed}" / "clora"
-        d.mkdir(parents=True)
-        cfg = study.config_for("inverted", seed, "clora", {"lr": lr}).to_dict()
-        (d / "results.json").write_text(json.dumps({"seed": seed, "last_acc": 60.0 + seed, "forgetting": 1.0,
-                                                    "config": cfg}))
-    assert study.summarize(tmp_path)["inverted"]["methods"]["clora"]["seeds"] == [1]
+    def fake_tune(base, grid, out, tune_seeds, test_seeds, log=print, workers=1):
+        calls[out.name] = (base, grid, tuple(test_seeds))
+        return {"best": {"settings": best.get(out.name, {})}}
+    monkeypatch.setattr(study, "tune", fake_tune)
+    study.run_rows("inverted", tmp_path, ["clora", "clora_warm", "sdlora_warm_drift"], (0,), (1, 2, 3))
+    assert calls["clora"][1] == study.LRS and calls["clora"][2] == (1, 2, 3)
+    assert calls["clora_warm_drift"][1] == study.WARM_DRIFT and calls["clora_warm_drift"][2] == ()
+    assert calls["clora_warm"][1] == {} and calls["clora_warm"][0].first_lr_scale == 30.0
+    assert calls["clora_warm"][0].drift_ridge is None and calls["clora_warm"][0].lr == 3e-4
+    sd = calls["sdlora_warm_drift"][0]
+    assert (sd.method, sd.lr, sd.first_lr_scale, sd.drift_ridge) == ("sdlora", 3e-3, 30.0, 1.0)
+    assert "seq_lora" not in calls
+    # the domains protocol: the two new baselines, no ablations, the smaller grid for the two options
+    assert {"first_session", "ncm"} <= set(study.rows_of("domains")) and "clora_warm" not in study.rows_of("domains")
+    assert study.tuned_rows("domains")["clora_warm_drift"][1] == study.WARM_DRIFT_DOMAINS
 
 
-def test_study_ablations_borrow_the_chosen_settings():
-    study = _study()
-    chosen = {"clora_warm_drift": {"lr": 3e-4, "first_lr_scale": 30.0, "drift_ridge": 1.0},
-              "seq_lora": {"lr": 1e-3}, "inflora": {"lr": 3e-4}, "sdlora": {"lr": 3e-3}}
-    make = {label: f(chosen) for label, (_, f) in study.ABLATIONS.items()}
-    assert make["clora_warm"] == {"lr": 3e-4, "first_lr_scale": 30.0}
-    assert make["clora_drift"] == {"lr": 3e-4, "drift_ridge": 1.0}
-    assert make["inflora_warm_drift"] == {"lr": 3e-4, "first_lr_scale": 30.0, "drift_ridge": 1.0}
-    assert make["sdlora_warm_drift"]["lr"] == 3e-3
+def test_study_refuses_overlapping_seeds_and_unknown_rows_before_any_work(tmp_path):
+    for args, says in ((["--seeds", "1,2", "--tune-seeds", "0,2"], "share a seed"),
+                       (["--benches", "domains", "--methods", "clora_warm"], "--methods clora_warm is not allowed"),
+                       (["--benches", "nope"], "--benches nope is not allowed")):
+        r = subprocess.run([sys.executable, str(ROOT / "scripts" / "study.py"), *args, "--out", str(tmp_path / "c")],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and says in r.stderr and not (tmp_path / "c").exists(), (args, r.stderr)
 
 
 def test_shipped_study_results_are_complete_and_consistent():
-    """data/headroom_study.json (what the README and chapter 04 quote): every benchmark of the study, 3 seeds
-    per row, none of them a tuning seed, and every gap share equal to what its own means give."""
+    """data/headroom_study.json (what the README and chapter 04 quote): every protocol of the study, 3 seeds per
+    row, none of them a tuning seed, and every gap share equal to what its own means give."""
     import json
     from clora_lite import env
     study = _study()
@@ -133,7 +131,7 @@ def test_shipped_study_results_are_complete_and_consistent():
     assert set(d) == set(study.BENCHES)
     for bench, b in d.items():
         ms = b["methods"]
-        assert set(ms) == set(study.ORDER), bench
+        assert set(ms) == set(study.rows_of(bench)), bench
         assert b["sizes"] == json.loads(json.dumps(study.BENCHES[bench])), bench   # the study as the script has it
         fr, jo = ms["frozen"]["test_last_mean"], ms["joint"]["test_last_mean"]
         for label, m in ms.items():
@@ -141,6 +139,9 @@ def test_shipped_study_results_are_complete_and_consistent():
             assert abs(m["gap_fraction"] - (m["test_last_mean"] - fr) / (jo - fr)) < 1e-9, (bench, label)
         assert b["chosen"]["clora_warm_drift"] == {k: v for k, v in ms["clora_warm_drift"]["settings"].items()
                                                    if k in b["chosen"]["clora_warm_drift"]}
-    from clora_lite.continual.presets import PRESETS   # the --methods names carry the settings chosen on inverted
+    # the presets' two settings are what PRESET_NOTES says: validation's choice on fashion_1k
+    from clora_lite.continual.presets import PRESET_NOTES, PRESETS
+    chosen = d["fashion_1k"]["chosen"]["clora_warm_drift"]
     for name in ("clora_warm_drift", "seq_lora_warm_drift"):
-        assert {k: v for k, v in PRESETS[name].items() if k != "method"} == d["inverted"]["chosen"][name], name
+        assert {k: v for k, v in PRESETS[name].items() if k != "method"} == {k: chosen[k] for k in study.OPTIONS}
+    assert "chose for it on split_fashion_mnist (5 x 2 classes, 1000 images" in PRESET_NOTES["clora_warm_drift"]

@@ -76,7 +76,7 @@ def test_domains_variant_renders_each_task_under_its_own_shift():
     plain = benchmarks.by_name("synthetic", 12, seed=5, **sizes)
     dom = benchmarks.by_name("synthetic_domains", 12, seed=5, **sizes)   # 12 tasks: the shifts wrap after 10
     shifts = list(benchmarks.DOMAIN_SHIFTS.values())
-    assert dom.info["domains"][:2] == ["negative", "rotated"] and dom.info["domains"][10] == "negative"
+    assert dom.info["domains"][:2] == ["solarised", "negative"] and dom.info["domains"][10] == "solarised"
     for t in range(12):
         for part in ("train", "test"):
             x, y = dom.split(t, part)
@@ -87,7 +87,7 @@ def test_domains_variant_renders_each_task_under_its_own_shift():
     outs = [f(x0) for f in shifts]
     assert all(o.dtype == torch.uint8 and o.shape == x0.shape and not torch.equal(o, x0) for o in outs)
     assert all(not torch.equal(a, b) for i, a in enumerate(outs) for b in outs[i + 1:])
-    assert dom.name == "synthetic-domains" and dom.class_names[0].endswith("(negative)")
+    assert dom.name == "synthetic-domains" and dom.class_names[0].endswith("(solarised)")
 
 
 def test_by_name_refuses_an_unknown_benchmark_in_one_line():

@@ -24,11 +24,14 @@ PROTOCOLS = {
     "fashion": ("fashion 5 × 2, 200/class", "fashion 5 × 2"),
     "fashion_1k": ("fashion 5 × 2, 1000/class", "fashion 5 × 2 with 1000 images per class"),
     "fashion_b4": ("fashion 4 + 2 + 2 + 2, 200/class", "fashion 4 + 2 + 2 + 2"),
+    "domains": ("synthetic_domains 5 × 10, a domain per task", "domains"),
 }
 # row label (scripts/study.py ORDER) -> how the table names it; rows in the JSON's order
 LABELS = {
     "frozen": "frozen backbone",
     "joint": "joint (upper bound)",
+    "first_session": "first_session (baseline: adapt on task 1 only)",
+    "ncm": "ncm (baseline: nearest class mean, frozen)",
     "inflora": "inflora (peer)",
     "sdlora": "sdlora (peer)",
     "clora": "clora (the paper's, as we read it)",

@@ -266,5 +266,8 @@ def test_one_colour_per_method_and_its_variants():
     from clora_lite.methods import METHODS
     assert all(m in METHOD_COLORS for m in METHODS)   # every method has its own colour ...
     assert len({METHOD_COLORS[m] for m in METHODS}) == len(METHODS)   # ... and no two share one
-    assert method_color("clora_left") == method_color("clora") and method_color("seq_lora_x") == "tab:orange"
-    assert method_color("unknown") == "tab:pink"
+    assert method_color("clora_left") == method_color("clora") and method_color("seq_lora_x") == "#ff7f0e"
+    assert method_color("unknown") == "#e377c2"
+    import plotly.graph_objects as go   # plotly must accept every colour (it rejects matplotlib's "tab:blue")
+    for c in [*METHOD_COLORS.values(), method_color("unknown")]:
+        go.Scatter(line=dict(color=c))

@@ -21,12 +21,14 @@ MARKERS = "osD^vP*Xh<>"
 
 # One colour per method in every figure of every chapter, so a learner can follow a method from plot to plot.
 # Presets and variants of a method ("clora_no_orth", "clora_warm_drift") take their method's colour unless named.
+# Hex codes (matplotlib's tab10 where it has one): matplotlib and plotly both read them; plotly rejects "tab:blue".
 METHOD_COLORS = {
-    "frozen": "gray", "joint": "black", "finetune": "tab:red", "seq_lora": "tab:orange",
-    "lora_per_task": "tab:brown", "clora": "tab:blue", "clora_no_orth": "#8fbce6", "clora_warm_drift": "navy",
-    "inflora": "tab:green", "sdlora": "tab:purple", "first_session": "tab:olive", "ncm": "tab:cyan",
+    "frozen": "#7f7f7f", "joint": "#000000", "finetune": "#d62728", "seq_lora": "#ff7f0e",
+    "lora_per_task": "#8c564b", "clora": "#1f77b4", "clora_no_orth": "#8fbce6", "clora_warm_drift": "#000080",
+    "inflora": "#2ca02c", "sdlora": "#9467bd", "first_session": "#bcbd22", "ncm": "#17becf",
     "seq_lora_warm_drift": "#b35900",
 }
+OTHER_COLOR = "#e377c2"   # a name no method or preset starts with
 
 
 def method_color(name: str) -> str:
@@ -34,7 +36,7 @@ def method_color(name: str) -> str:
     if name in METHOD_COLORS:
         return METHOD_COLORS[name]
     base = max((m for m in METHOD_COLORS if name.startswith(m + "_")), key=len, default=None)
-    return METHOD_COLORS[base] if base else "tab:pink"
+    return METHOD_COLORS[base] if base else OTHER_COLOR
 
 
 def label(results: dict) -> str:
@@ -132,9 +134,10 @@ def plot_curves(all_results: list, ax=None):
     for i, r in enumerate(all_results):
         A = r["seen_acc"]
         if len(A) == 1:   # joint: one number, drawn as a dotted level
-            ax.axhline(A[0], ls=":", color="black", label=f"{label(r)} (upper bound)")
+            ax.axhline(A[0], ls=":", color=METHOD_COLORS["joint"], label=f"{label(r)} (upper bound)")
         elif r["method"] == "frozen":
-            ax.plot(range(1, len(A) + 1), A, ls="--", color="gray", marker=".", label=f"{label(r)} backbone")
+            ax.plot(range(1, len(A) + 1), A, ls="--", color=METHOD_COLORS["frozen"], marker=".",
+                    label=f"{label(r)} backbone")
         else:
             ax.plot(range(1, len(A) + 1), A, marker=MARKERS[i % len(MARKERS)], alpha=0.85, markerfacecolor="none",
                     label=label(r), color=method_color(label(r)))
@@ -167,10 +170,10 @@ def forgetting_figure(all_results: list, task: int = 0) -> "go.Figure":
         x, y = task_curve(r, task)
         if r["method"] == "joint":
             fig.add_trace(go.Scatter(x=[1, T], y=[y[0], y[0]], mode="lines", name=f"{label(r)} (upper bound)",
-                                     line=dict(dash="dot", color="black")))
+                                     line=dict(dash="dot", color=METHOD_COLORS["joint"])))
         elif r["method"] == "frozen":
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{label(r)} backbone",
-                                     line=dict(dash="dash", color="gray")))
+                                     line=dict(dash="dash", color=METHOD_COLORS["frozen"])))
         else:
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=label(r),
                                      marker=dict(symbol=i % 20), line=dict(color=method_color(label(r)))))
@@ -188,9 +191,9 @@ def plot_forgetting(all_results: list, task: int = 0, ax=None):
     for i, r in enumerate(all_results):
         x, y = task_curve(r, task)
         if r["method"] == "joint":
-            ax.hlines(y[0], 1, T, ls=":", color="black", label=f"{label(r)} (upper bound)")
+            ax.hlines(y[0], 1, T, ls=":", color=METHOD_COLORS["joint"], label=f"{label(r)} (upper bound)")
         elif r["method"] == "frozen":
-            ax.plot(x, y, ls="--", color="gray", marker=".", label=f"{label(r)} backbone")
+            ax.plot(x, y, ls="--", color=METHOD_COLORS["frozen"], marker=".", label=f"{label(r)} backbone")
         else:
             ax.plot(x, y, marker=MARKERS[i % len(MARKERS)], markerfacecolor="none", label=label(r),
                     color=method_color(label(r)))

@@ -91,10 +91,27 @@ def test_forgetting_figure_curves_and_reference_lines():
     assert by["frozen backbone"].line.dash == "dash"
     assert list(by["joint (upper bound)"].y) == [91.0, 91.0] and by["joint (upper bound)"].line.dash == "dot"
     assert list(by["joint (upper bound)"].x) == [1, T]             # a level over the whole stream
-    assert fig.layout.yaxis.title.text == "accuracy on task 2 (%)" and fig.layout.xaxis.title.text == "tasks learned"
+    # the data span 40..92 %: the axis shows 30..100 and says it does not start at 0
+    assert fig.layout.yaxis.title.text == "accuracy on task 2 (%; axis from 30)"
+    assert tuple(fig.layout.yaxis.range) == (30, 100) and fig.layout.xaxis.title.text == "tasks learned"
     ax = plots.plot_forgetting(ALL_RESULTS, task=1)
-    assert ax.get_ylabel() == "accuracy on task 2 (%)" and len(ax.get_legend().texts) == 4
+    assert ax.get_ylabel() == "accuracy on task 2 (%; axis from 30)" and len(ax.get_legend().texts) == 4
+    assert ax.get_ylim() == (30, 100)
     plt.close(ax.figure)
+
+
+def test_accuracy_range_shows_the_data_and_stays_in_0_100():
+    assert plots.accuracy_range([np.array([76.0, 89.5]), np.array([[80.0, np.nan]])]) == (70, 100)
+    assert plots.accuracy_range([np.array([2.0, 40.0])]) == (0, 50)
+    assert plots.accuracy_range([np.array([np.nan])]) == (0, 100)
+
+
+def test_cell_text_is_dark_on_bright_cells_of_any_colour_map():
+    for cmap, bright, dark in (("viridis", 1.0, 0.0), ("magma", 1.0, 0.0), ("RdBu", 0.5, 0.0)):
+        fig, ax = plt.subplots()
+        plots.imshow(ax, np.array([[bright, dark]]), "x", 0, 1, cmap)
+        assert [t.get_color() for t in ax.texts] == ["k", "w"], cmap   # yellow / white cells: black text
+        plt.close(fig)
 
 
 def test_params_figure_flat_for_clora_growing_for_stack():

@@ -83,13 +83,19 @@ def imshow(ax, M: np.ndarray, colorbar: str, vmin=None, vmax=None, cmap="viridis
         ax.set_xticks(range(M.shape[1]), [str(j + 1) for j in range(M.shape[1])])
         ax.set_yticks(range(M.shape[0]), [str(t + 1) for t in range(M.shape[0])])
     if fmt is not None and M.size <= 100:
-        lo, hi = im.get_clim()
         for (i, j), v in np.ndenumerate(M):
-            if not np.isnan(v):   # dark text on the bright end of the colour map, white on the dark end
-                bright = (v - lo) / ((hi - lo) or 1) > (0.5 if cmap == "viridis" else 2)
-                ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7, color="k" if bright else "w")
-    ax.figure.colorbar(im, ax=ax, fraction=0.046).set_label(colorbar)
+            if not np.isnan(v):
+                ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7, color=text_color(im.cmap(im.norm(v))))
+    ax.figure.colorbar(im, ax=ax, fraction=0.046).set_label(colorbar)   # also sets im.colorbar
     return im
+
+
+def text_color(rgba) -> str:
+    """Black or white, whichever reads better on the colour rgba (components in 0..1): black where the cell's
+    relative luminance (sRGB, WCAG 2) is above 0.179, the level where both give the same contrast ratio.
+    Read off the colour itself, so it holds for any colour map (magma's and viridis's bright ends are yellow)."""
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgba[:3]]
+    return "k" if 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2] > 0.179 else "w"
 
 
 # ---------- accuracy matrices ----------
@@ -160,6 +166,20 @@ def task_curve(results: dict, task: int) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(task + 1, len(M) + 1), M[task:, task]
 
 
+def accuracy_range(arrays: list, pad: float = 3.0) -> tuple:
+    """(low, high) of an accuracy axis (%) that shows the data of `arrays` (any shapes, NaN ignored): whole tens
+    around [min - pad, max + pad], within 0..100. A 0-100 axis flattens curves that all sit between 75 and 90."""
+    v = np.concatenate([np.ravel(np.asarray(a, float)) for a in arrays] or [np.zeros(0)])
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return 0.0, 100.0
+    return max(0.0, 10 * np.floor((v.min() - pad) / 10)), min(100.0, 10 * np.ceil((v.max() + pad) / 10))
+
+
+def _range_note(low: float) -> str:
+    return f"; axis from {low:.0f}" if low > 0 else ""
+
+
 def forgetting_figure(all_results: list, task: int = 0) -> "go.Figure":
     """Accuracy on one task's test classes after each task (plotly), one line per method: how fast it is
     forgotten. Frozen backbone dashed grey, joint upper bound (its accuracy on that task) a dotted level."""
@@ -177,9 +197,11 @@ def forgetting_figure(all_results: list, task: int = 0) -> "go.Figure":
         else:
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=label(r),
                                      marker=dict(symbol=i % 20), line=dict(color=method_color(label(r)))))
+    # one y range for every task of the slider (the whole accuracy matrices): no jump when the slider moves
+    lo, hi = accuracy_range([acc_matrix(r) for r in all_results])
     fig.update_layout(title=f"Forgetting: accuracy on task {task + 1}'s classes as later tasks are learned",
                       xaxis=dict(title="tasks learned", dtick=1, range=[0.7, T + 0.3]),   # fixed: no jump on a move
-                      yaxis=dict(title=f"accuracy on task {task + 1} (%)", range=[0, 100]),
+                      yaxis=dict(title=f"accuracy on task {task + 1} (%{_range_note(lo)})", range=[lo, hi]),
                       height=380, margin=dict(t=60, l=60, r=20, b=50))
     return fig
 
@@ -199,8 +221,9 @@ def plot_forgetting(all_results: list, task: int = 0, ax=None):
                     color=method_color(label(r)))
     ax.set_xlabel("tasks learned")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(f"accuracy on task {task + 1} (%)")
-    ax.set_ylim(0, 100)
+    lo, hi = accuracy_range([acc_matrix(r) for r in all_results])   # as forgetting_figure: every task's range
+    ax.set_ylabel(f"accuracy on task {task + 1} (%{_range_note(lo)})")
+    ax.set_ylim(lo, hi)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(f"Forgetting of task {task + 1}")

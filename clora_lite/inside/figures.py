@@ -148,6 +148,8 @@ def plot_routing(hists: dict, t: int):
     kept subspaces (what the orthogonality penalty fights) with its chance level kept / r, and the size
     ||R_delta|| / ||R_old|| (the other way to lower the penalty). Returns the Figure."""
     fig, axes = plt.subplots(len(hists), 5, figsize=(20, 3.6 * len(hists)), squeeze=False)
+    # one size axis for every row, so a small R_delta looks small next to a large one
+    size_top = max(10.0, 1.1 * max(np.nanmax(100 * h["size"], initial=0) for h in hists.values()))
     for row, (name, h) in zip(axes, hists.items()):
         for ax, key, title in ((row[0], "R_old", f"{name}: R_old (tasks < {t + 1})"),
                                (row[1], "R_delta", f"R_delta (task {t + 1})")):
@@ -174,8 +176,7 @@ def plot_routing(hists: dict, t: int):
         row[3].set_title("R_delta's energy inside R_old's kept subspaces", fontsize=9)
         row[3].legend(fontsize=7)
         row[4].plot(x, 100 * h["size"], "o-", color=color)
-        row[4].set(xlabel="task", ylabel="‖R_delta‖ / ‖R_old‖ (%)", ylim=(0, max(10, 1.1 * np.nanmax(100 * h["size"],
-                                                                                                initial=0))))
+        row[4].set(xlabel="task", ylabel="‖R_delta‖ / ‖R_old‖ (%)", ylim=(0, size_top))
         row[4].set_title("size of the new routing against the old", fontsize=9)
         for ax in row[3:]:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))

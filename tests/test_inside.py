@@ -205,6 +205,9 @@ def test_routing_history_on_a_clora_run():
     np.testing.assert_allclose(h["R_old"][2], (snaps[2]["backbone.blocks.0.attn.q.R_old"]).numpy())
     assert h["erank_old"][0] == 0.0 and 1.0 <= h["erank_delta"][1] <= 3.0
     assert math.isnan(h["share_left"][0]) and 0 < h["share_left"][1] <= 1   # no R_old yet, then a random share
+    assert h["kept"][0] == 0 and 1 <= h["kept"][2] <= 3                         # nothing kept while R_old = 0
+    R_d, R_o = (snaps[2][f"backbone.blocks.0.attn.q.{n}"] for n in ("R_delta", "R_old"))
+    assert math.isnan(h["size"][0]) and h["size"][2] == pytest.approx(float(R_d.norm() / R_o.norm()))
     with pytest.raises(ValueError, match="routing weights exist for C-LoRA runs"):
         an.routing_history(rank1_run([(e(0), e(0))], "seq_lora"))
 
@@ -240,6 +243,26 @@ def test_interference_closed_form_in_the_backbone_before_task_t():
     np.testing.assert_allclose(mean[1, 0], a * b / np.sqrt(1 + a * a) / 2)
 
 
+def test_selectivity_closed_forms():
+    M = np.array([[0.1, np.nan, np.nan], [0.05, 0.2, np.nan], [0.3, 0.1, 0.4]])
+    np.testing.assert_allclose(an.selectivity(M), [np.nan, 0.25, 0.5])
+    assert np.isnan(an.selectivity(np.array([[0.0, np.nan], [0.0, 0.0]]))[1])    # no effect on its own inputs
+
+
+@pytest.mark.parametrize("reads, want", [(e(1), 0.0), ((e(0) + e(1)) / math.sqrt(2), 1.0), (e(0), None)])
+def test_selectivity_of_an_update_that_reads_only_the_new_task_s_inputs(reads, want):
+    """Task 0's images give layer q the input e0, task 1's e1 (same norm). Task 1's update reads `reads`:
+    e1 only (perfectly selective, 0), both equally (no selectivity, 1), e0 only (no effect on its own: NaN)."""
+    q, k = "backbone.blocks.0.q", "backbone.blocks.0.k"
+    zero = {"lora_A": e(0)[None], "lora_B": torch.zeros(6, 1, dtype=D)}
+    snaps = [{f"{L}.{n}": v for L in (q, k) for n, v in zero.items()},
+             {f"{q}.lora_A": reads[None], f"{q}.lora_B": 0.4 * e(2)[:, None], **{f"{k}.{n}": v for n, v in zero.items()}}]
+    run = an.Run.from_config({"method": "lora_per_task", "rank": 1, "alpha": None}, snaps)
+    per_layer, _ = an.interference(run, Chain(), [e(0)[None], e(1)[None]])
+    s = an.selectivity(per_layer[q])[1]
+    assert math.isnan(s) if want is None else s == pytest.approx(want, abs=1e-12)
+
+
 # ---------- accuracy and storage ----------
 
 def test_forgetting_per_task_matches_metrics():
@@ -266,5 +289,8 @@ def test_one_colour_per_method_and_its_variants():
     from clora_lite.methods import METHODS
     assert all(m in METHOD_COLORS for m in METHODS)   # every method has its own colour ...
     assert len({METHOD_COLORS[m] for m in METHODS}) == len(METHODS)   # ... and no two share one
-    assert method_color("clora_left") == method_color("clora") and method_color("seq_lora_x") == "tab:orange"
-    assert method_color("unknown") == "tab:pink"
+    assert method_color("clora_left") == method_color("clora") and method_color("seq_lora_x") == "#ff7f0e"
+    assert method_color("unknown") == "#e377c2"
+    import plotly.graph_objects as go   # plotly must accept every colour (it rejects matplotlib's "tab:blue")
+    for c in [*METHOD_COLORS.values(), method_color("unknown")]:
+        go.Scatter(line=dict(color=c))

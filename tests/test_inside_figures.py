@@ -91,10 +91,27 @@ def test_forgetting_figure_curves_and_reference_lines():
     assert by["frozen backbone"].line.dash == "dash"
     assert list(by["joint (upper bound)"].y) == [91.0, 91.0] and by["joint (upper bound)"].line.dash == "dot"
     assert list(by["joint (upper bound)"].x) == [1, T]             # a level over the whole stream
-    assert fig.layout.yaxis.title.text == "accuracy on task 2 (%)" and fig.layout.xaxis.title.text == "tasks learned"
+    # the data span 40..92 %: the axis shows 30..100 and says it does not start at 0
+    assert fig.layout.yaxis.title.text == "accuracy on task 2 (%; axis from 30)"
+    assert tuple(fig.layout.yaxis.range) == (30, 100) and fig.layout.xaxis.title.text == "tasks learned"
     ax = plots.plot_forgetting(ALL_RESULTS, task=1)
-    assert ax.get_ylabel() == "accuracy on task 2 (%)" and len(ax.get_legend().texts) == 4
+    assert ax.get_ylabel() == "accuracy on task 2 (%; axis from 30)" and len(ax.get_legend().texts) == 4
+    assert ax.get_ylim() == (30, 100)
     plt.close(ax.figure)
+
+
+def test_accuracy_range_shows_the_data_and_stays_in_0_100():
+    assert plots.accuracy_range([np.array([76.0, 89.5]), np.array([[80.0, np.nan]])]) == (70, 100)
+    assert plots.accuracy_range([np.array([2.0, 40.0])]) == (0, 50)
+    assert plots.accuracy_range([np.array([np.nan])]) == (0, 100)
+
+
+def test_cell_text_is_dark_on_bright_cells_of_any_colour_map():
+    for cmap, bright, dark in (("viridis", 1.0, 0.0), ("magma", 1.0, 0.0), ("RdBu", 0.5, 0.0)):
+        fig, ax = plt.subplots()
+        plots.imshow(ax, np.array([[bright, dark]]), "x", 0, 1, cmap)
+        assert [t.get_color() for t in ax.texts] == ["k", "w"], cmap   # yellow / white cells: black text
+        plt.close(fig)
 
 
 def test_params_figure_flat_for_clora_growing_for_stack():
@@ -137,6 +154,49 @@ def test_routing_figure_panels():
     mpl = figures.plot_routing({"clora": h, "again": h}, t=2)
     assert mpl.axes[3].get_ylabel() == "share of ‖R_delta‖² (%)" and len(mpl.axes) >= 8
     plt.close(mpl)
+
+
+def test_routing_of_a_zero_R_old_shows_no_meaningless_scale():
+    h = an.routing_history(clora_run())[LAYERS[0]]
+    fig = figures.routing_figure({"clora": h}, t=0)                # R_old = 0 before task 1 ends
+    assert (fig.data[0].zmin, fig.data[0].zmax) == (-1, 1) and fig.data[0].showscale is False
+    assert "R_old (tasks < 1) = 0" in fig.layout.annotations[0].text and fig.data[1].showscale is not False
+    mpl = figures.plot_routing({"clora": h}, t=0)
+    assert mpl.axes[0].get_title().endswith("= 0") and mpl.axes[0].images[0].get_clim() == (-1, 1)
+    plt.close(mpl)
+
+
+def test_routing_plot_draws_the_chance_level_and_the_size():
+    h = an.routing_history(clora_run())[LAYERS[0]]
+    mpl = figures.plot_routing({"clora": h}, t=2)
+    panels = [ax for ax in mpl.axes if ax.get_ylabel() in ("share of ‖R_delta‖² (%)", "‖R_delta‖ / ‖R_old‖ (%)")]
+    share, size = panels
+    chance = next(ln for ln in share.lines if ln.get_label() == "a random R_delta (kept / r)")
+    np.testing.assert_allclose(chance.get_ydata()[1:], 100 * h["kept"][1:] / R)
+    np.testing.assert_allclose(size.lines[0].get_ydata()[1:], 100 * h["size"][1:])
+    assert "random" in figures.routing_figure({"clora": h}, t=2).layout.annotations[2].text
+    plt.close(mpl)
+
+
+def test_overlap_summary_bars_and_chance_line():
+    mats = {"clora": np.array([[1, 0.8], [0.8, 1]]), "lora_per_task": np.array([[1, 0.1], [0.1, 1]])}
+    fig = figures.plot_overlap_summary({"col": mats, "row": mats}, {"col": 0.06, "row": 0.05})
+    ax = fig.axes[1]
+    np.testing.assert_allclose([b.get_height() for b in ax.patches], [0.8, 0.1])
+    assert [matplotlib.colors.to_hex(b.get_facecolor()) for b in ax.patches] == [
+        plots.method_color("clora"), plots.method_color("lora_per_task")]
+    assert ax.lines[0].get_ydata()[0] == 0.05 and "random" in ax.get_legend().texts[0].get_text()
+    plt.close(fig)
+
+
+def test_selectivity_plot_is_the_analysis_ratio():
+    M = np.array([[0.1, np.nan, np.nan], [0.05, 0.2, np.nan], [0.3, 0.1, 0.4]])
+    ax = figures.plot_selectivity({"clora": M, "seq_lora": 2 * M})
+    np.testing.assert_allclose(ax.lines[0].get_ydata(), [0.25, 0.5])
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), [0.25, 0.5])   # scale-free: twice the size, same ratio
+    assert list(ax.lines[0].get_xdata()) == [2, 3] and ax.lines[2].get_ydata()[0] == 1
+    assert matplotlib.colors.to_hex(ax.lines[0].get_color()) == plots.method_color("clora")
+    plt.close(ax.figure)
 
 
 def test_interference_figure_percent_and_below_diagonal_mean():
@@ -228,6 +288,7 @@ def test_interference_explorer_builds_and_switches_method():
     assert np.isnan(z0[0, 2]) and np.all(np.isfinite(np.diag(z0)))
     e.b.value = "clora"
     assert len(e.figures[0].data) == 1 and set(e._cache) == {"clora", "seq_lora"}
+    np.testing.assert_allclose(e.mean("seq_lora"), an.interference(runs["seq_lora"], TinyViT(), images())[1])
     plt.close(e.static())
 
 

@@ -22,8 +22,11 @@ Definitions used throughout (all stated here once):
 - interference of task t on task j <= t at one layer: ||dW_t X_j^T||_F / ||W_{t-1} X_j^T||_F, where X_j (tokens,
   d_in) are that layer's inputs for task j's images in the backbone as it was before task t (W0 + C_{t-1} in
   every adapted layer), and W_{t-1} = W0 + C_{t-1} (bias left out). The relative change task t makes to the
-  layer's output on old inputs: the quantity that decides forgetting, which routing-side orthogonality does
-  not control directly.
+  layer's output on old inputs, which routing-side orthogonality does not control directly. It mixes the
+  update's size with its selectivity; `selectivity` separates them.
+- selectivity of task t's update: mean_{j<t} interference(t, j) / interference(t, t), its effect on older
+  tasks' inputs relative to its effect on its own task's inputs. 1: old inputs are changed as much as the new
+  task's (the update is not selective, only its size matters); 0: old inputs are left alone.
 """
 import copy
 from dataclasses import dataclass, field
@@ -232,8 +235,12 @@ def routing_share(R_old: torch.Tensor, R_delta: torch.Tensor, energy: float = 0.
 def routing_history(run: Run, energy: float | None = None) -> dict:
     """For each adapted layer of a C-LoRA run, the routing matrices after every task, as numpy arrays:
     {layer -> {"R_old": (T, r, r), "R_delta": (T, r, r), "sv_old": (T, r), "sv_delta": (T, r),
-               "erank_old": (T,), "erank_delta": (T,), "share_left": (T,), "share_right": (T,)}}.
-    energy: R_old's kept energy fraction (default: the run's orth_energy, else 0.95)."""
+               "erank_old": (T,), "erank_delta": (T,), "share_left": (T,), "share_right": (T,),
+               "kept": (T,), "size": (T,)}}.
+    kept: how many singular directions of R_old are kept (0 while R_old = 0): a random R_delta would put
+    kept / r of its energy inside them, the chance level of the shares. size: ||R_delta||_F / ||R_old||_F (NaN
+    while R_old = 0), because the penalty, quadratic in R_delta, can be lowered by shrinking R_delta as well
+    as by turning it. energy: R_old's kept energy fraction (default: the run's orth_energy, else 0.95)."""
     if not run.layers or f"{run.layers[0]}.R_old" not in run.snapshots[0]:
         raise ValueError(f"method={run.method!r} has no routing matrices: routing weights exist for C-LoRA runs")
     energy = energy or run.config.get("orth_energy", 0.95)
@@ -247,7 +254,9 @@ def routing_history(run: Run, energy: float | None = None) -> dict:
                   "sv_delta": torch.stack([torch.linalg.svdvals(d) for d in new]).numpy(),
                   "erank_old": np.array([effective_rank(o) for o in old]),
                   "erank_delta": np.array([effective_rank(d) for d in new]),
-                  "share_left": shares[:, 0], "share_right": shares[:, 1]}
+                  "share_left": shares[:, 0], "share_right": shares[:, 1],
+                  "kept": np.array([energy_basis(o, energy)[0].shape[1] for o in old]),
+                  "size": np.array([float(d.norm() / o.norm()) if o.norm() > 0 else np.nan for o, d in zip(old, new)])}
     return out
 
 
@@ -312,6 +321,19 @@ def interference(run: Run, base: nn.Module, images: list, device="cpu") -> tuple
             for L in run.layers:
                 per_layer[L][t, j] = np.sqrt(num[L] / den[L]) if den[L] > 0 else np.nan
     return per_layer, _mean_over_layers(per_layer, (T, T))
+
+
+def selectivity(M: np.ndarray) -> np.ndarray:
+    """M: (T, T) interference (row t = task t's update, column j <= t = whose inputs). Returns (T,): for t >= 1
+    the mean of row t's finite entries left of the diagonal divided by M[t, t]; NaN for t = 0 (no older task),
+    for M[t, t] = 0 (the update did nothing to its own inputs) and where nothing is finite."""
+    M = np.asarray(M, float)
+    out = np.full(len(M), np.nan)
+    for t in range(1, len(M)):
+        old = M[t, :t][np.isfinite(M[t, :t])]
+        if len(old) and np.isfinite(M[t, t]) and M[t, t] > 0:
+            out[t] = old.mean() / M[t, t]
+    return out
 
 
 def task_images(bench, base: nn.Module, per_task: int = 32) -> list:

@@ -117,13 +117,22 @@ class OverlapExplorer(Explorer):
         self.side = widgets.ToggleButtons(options=[("column spaces", "col"), ("row spaces", "row")], value="col")
         super().__init__([self.a, self.b, self.block, self.proj, self.side])
 
+    def per_layer(self, name: str, side: str) -> dict:
+        """{layer -> (T, T) overlap} of run `name` on `side`, computed once (the explorer and the chapter's
+        tables share it)."""
+        if (name, side) not in self._cache:
+            self._cache[name, side] = an.overlap_matrix(an.task_updates(self.runs[name]), self.k, side)[0]
+        return self._cache[name, side]
+
+    def mean(self, name: str, side: str) -> np.ndarray:
+        """(T, T) overlap of run `name` on `side`, mean over all its adapted layers."""
+        per_layer = self.per_layer(name, side)
+        return mean_of(per_layer, list(per_layer))
+
     def matrices(self) -> dict:
         out = {}
         for name in _pair(self.a, self.b):
-            key = (name, self.side.value)
-            if key not in self._cache:
-                self._cache[key] = an.overlap_matrix(an.task_updates(self.runs[name]), self.k, self.side.value)[0]
-            per_layer = self._cache[key]
+            per_layer = self.per_layer(name, self.side.value)
             out[name] = mean_of(per_layer, select(list(per_layer), self.block.value, self.proj.value))
         return out
 
@@ -181,12 +190,21 @@ class InterferenceExplorer(Explorer):
         self.block, self.proj = layer_pickers(next(iter(self.runs.values())).layers)
         super().__init__([self.a, self.b, self.block, self.proj])
 
+    def per_layer(self, name: str) -> dict:
+        """{layer -> (T, T) interference} of run `name`, computed once (forward passes: the costly part)."""
+        if name not in self._cache:
+            self._cache[name] = an.interference(self.runs[name], self.base, self.images, self.device)[0]
+        return self._cache[name]
+
+    def mean(self, name: str) -> np.ndarray:
+        """(T, T) interference of run `name`, mean over all its adapted layers."""
+        per_layer = self.per_layer(name)
+        return mean_of(per_layer, list(per_layer))
+
     def matrices(self) -> dict:
         out = {}
         for name in _pair(self.a, self.b):
-            if name not in self._cache:
-                self._cache[name] = an.interference(self.runs[name], self.base, self.images, self.device)[0]
-            per_layer = self._cache[name]
+            per_layer = self.per_layer(name)
             out[name] = mean_of(per_layer, select(list(per_layer), self.block.value, self.proj.value))
         return out
 

@@ -21,12 +21,14 @@ MARKERS = "osD^vP*Xh<>"
 
 # One colour per method in every figure of every chapter, so a learner can follow a method from plot to plot.
 # Presets and variants of a method ("clora_no_orth", "clora_warm_drift") take their method's colour unless named.
+# Hex codes (matplotlib's tab10 where it has one): matplotlib and plotly both read them; plotly rejects "tab:blue".
 METHOD_COLORS = {
-    "frozen": "gray", "joint": "black", "finetune": "tab:red", "seq_lora": "tab:orange",
-    "lora_per_task": "tab:brown", "clora": "tab:blue", "clora_no_orth": "#8fbce6", "clora_warm_drift": "navy",
-    "inflora": "tab:green", "sdlora": "tab:purple", "first_session": "tab:olive", "ncm": "tab:cyan",
+    "frozen": "#7f7f7f", "joint": "#000000", "finetune": "#d62728", "seq_lora": "#ff7f0e",
+    "lora_per_task": "#8c564b", "clora": "#1f77b4", "clora_no_orth": "#8fbce6", "clora_warm_drift": "#000080",
+    "inflora": "#2ca02c", "sdlora": "#9467bd", "first_session": "#bcbd22", "ncm": "#17becf",
     "seq_lora_warm_drift": "#b35900",
 }
+OTHER_COLOR = "#e377c2"   # a name no method or preset starts with
 
 
 def method_color(name: str) -> str:
@@ -34,7 +36,7 @@ def method_color(name: str) -> str:
     if name in METHOD_COLORS:
         return METHOD_COLORS[name]
     base = max((m for m in METHOD_COLORS if name.startswith(m + "_")), key=len, default=None)
-    return METHOD_COLORS[base] if base else "tab:pink"
+    return METHOD_COLORS[base] if base else OTHER_COLOR
 
 
 def label(results: dict) -> str:
@@ -81,13 +83,19 @@ def imshow(ax, M: np.ndarray, colorbar: str, vmin=None, vmax=None, cmap="viridis
         ax.set_xticks(range(M.shape[1]), [str(j + 1) for j in range(M.shape[1])])
         ax.set_yticks(range(M.shape[0]), [str(t + 1) for t in range(M.shape[0])])
     if fmt is not None and M.size <= 100:
-        lo, hi = im.get_clim()
         for (i, j), v in np.ndenumerate(M):
-            if not np.isnan(v):   # dark text on the bright end of the colour map, white on the dark end
-                bright = (v - lo) / ((hi - lo) or 1) > (0.5 if cmap == "viridis" else 2)
-                ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7, color="k" if bright else "w")
-    ax.figure.colorbar(im, ax=ax, fraction=0.046).set_label(colorbar)
+            if not np.isnan(v):
+                ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7, color=text_color(im.cmap(im.norm(v))))
+    ax.figure.colorbar(im, ax=ax, fraction=0.046).set_label(colorbar)   # also sets im.colorbar
     return im
+
+
+def text_color(rgba) -> str:
+    """Black or white, whichever reads better on the colour rgba (components in 0..1): black where the cell's
+    relative luminance (sRGB, WCAG 2) is above 0.179, the level where both give the same contrast ratio.
+    Read off the colour itself, so it holds for any colour map (magma's and viridis's bright ends are yellow)."""
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgba[:3]]
+    return "k" if 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2] > 0.179 else "w"
 
 
 # ---------- accuracy matrices ----------
@@ -132,9 +140,10 @@ def plot_curves(all_results: list, ax=None):
     for i, r in enumerate(all_results):
         A = r["seen_acc"]
         if len(A) == 1:   # joint: one number, drawn as a dotted level
-            ax.axhline(A[0], ls=":", color="black", label=f"{label(r)} (upper bound)")
+            ax.axhline(A[0], ls=":", color=METHOD_COLORS["joint"], label=f"{label(r)} (upper bound)")
         elif r["method"] == "frozen":
-            ax.plot(range(1, len(A) + 1), A, ls="--", color="gray", marker=".", label=f"{label(r)} backbone")
+            ax.plot(range(1, len(A) + 1), A, ls="--", color=METHOD_COLORS["frozen"], marker=".",
+                    label=f"{label(r)} backbone")
         else:
             ax.plot(range(1, len(A) + 1), A, marker=MARKERS[i % len(MARKERS)], alpha=0.85, markerfacecolor="none",
                     label=label(r), color=method_color(label(r)))
@@ -157,6 +166,20 @@ def task_curve(results: dict, task: int) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(task + 1, len(M) + 1), M[task:, task]
 
 
+def accuracy_range(arrays: list, pad: float = 3.0) -> tuple:
+    """(low, high) of an accuracy axis (%) that shows the data of `arrays` (any shapes, NaN ignored): whole tens
+    around [min - pad, max + pad], within 0..100. A 0-100 axis flattens curves that all sit between 75 and 90."""
+    v = np.concatenate([np.ravel(np.asarray(a, float)) for a in arrays] or [np.zeros(0)])
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return 0.0, 100.0
+    return max(0.0, 10 * np.floor((v.min() - pad) / 10)), min(100.0, 10 * np.ceil((v.max() + pad) / 10))
+
+
+def _range_note(low: float) -> str:
+    return f"; axis from {low:.0f}" if low > 0 else ""
+
+
 def forgetting_figure(all_results: list, task: int = 0) -> "go.Figure":
     """Accuracy on one task's test classes after each task (plotly), one line per method: how fast it is
     forgotten. Frozen backbone dashed grey, joint upper bound (its accuracy on that task) a dotted level."""
@@ -167,16 +190,18 @@ def forgetting_figure(all_results: list, task: int = 0) -> "go.Figure":
         x, y = task_curve(r, task)
         if r["method"] == "joint":
             fig.add_trace(go.Scatter(x=[1, T], y=[y[0], y[0]], mode="lines", name=f"{label(r)} (upper bound)",
-                                     line=dict(dash="dot", color="black")))
+                                     line=dict(dash="dot", color=METHOD_COLORS["joint"])))
         elif r["method"] == "frozen":
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{label(r)} backbone",
-                                     line=dict(dash="dash", color="gray")))
+                                     line=dict(dash="dash", color=METHOD_COLORS["frozen"])))
         else:
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=label(r),
                                      marker=dict(symbol=i % 20), line=dict(color=method_color(label(r)))))
+    # one y range for every task of the slider (the whole accuracy matrices): no jump when the slider moves
+    lo, hi = accuracy_range([acc_matrix(r) for r in all_results])
     fig.update_layout(title=f"Forgetting: accuracy on task {task + 1}'s classes as later tasks are learned",
                       xaxis=dict(title="tasks learned", dtick=1, range=[0.7, T + 0.3]),   # fixed: no jump on a move
-                      yaxis=dict(title=f"accuracy on task {task + 1} (%)", range=[0, 100]),
+                      yaxis=dict(title=f"accuracy on task {task + 1} (%{_range_note(lo)})", range=[lo, hi]),
                       height=380, margin=dict(t=60, l=60, r=20, b=50))
     return fig
 
@@ -188,16 +213,17 @@ def plot_forgetting(all_results: list, task: int = 0, ax=None):
     for i, r in enumerate(all_results):
         x, y = task_curve(r, task)
         if r["method"] == "joint":
-            ax.hlines(y[0], 1, T, ls=":", color="black", label=f"{label(r)} (upper bound)")
+            ax.hlines(y[0], 1, T, ls=":", color=METHOD_COLORS["joint"], label=f"{label(r)} (upper bound)")
         elif r["method"] == "frozen":
-            ax.plot(x, y, ls="--", color="gray", marker=".", label=f"{label(r)} backbone")
+            ax.plot(x, y, ls="--", color=METHOD_COLORS["frozen"], marker=".", label=f"{label(r)} backbone")
         else:
             ax.plot(x, y, marker=MARKERS[i % len(MARKERS)], markerfacecolor="none", label=label(r),
                     color=method_color(label(r)))
     ax.set_xlabel("tasks learned")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(f"accuracy on task {task + 1} (%)")
-    ax.set_ylim(0, 100)
+    lo, hi = accuracy_range([acc_matrix(r) for r in all_results])   # as forgetting_figure: every task's range
+    ax.set_ylabel(f"accuracy on task {task + 1} (%{_range_note(lo)})")
+    ax.set_ylim(lo, hi)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(f"Forgetting of task {task + 1}")

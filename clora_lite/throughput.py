@@ -86,31 +86,48 @@ def measure_throughput(backbone=None, batch=128, steps=20, method="clora", rank=
     return res
 
 
+# The downloaded benchmarks' full sizes: (classes, training images per class, test images per class). CIFAR-10 has
+# 50,000 training images in 10 classes, CIFAR-100 50,000 in 100: a per-class count for both would be 10x off for one.
+# The synthetic benchmarks, split_fashion_mnist (a seeded subset) and imagefolder take their sizes from the Config.
+FULL_SIZES = {"split_cifar100": (100, 500, 100), "split_cifar10": (10, 5000, 1000)}
+
+
+def image_counts(cfg: Config) -> dict:
+    """What one pass over cfg's benchmark holds, before any training: {"task_sizes": classes per task (list of
+    cfg.tasks ints), "train_per_class": training images per class after the validation split, "val_per_class",
+    "test_per_class", "train_images", "test_images": totals over all classes}."""
+    classes, train, test = FULL_SIZES.get(cfg.benchmark, (cfg.classes, cfg.train_per_class, cfg.test_per_class))
+    sizes = list(cfg.task_sizes) if cfg.task_sizes else [classes // cfg.tasks] * cfg.tasks
+    held = min(train - 1, max(1, round(cfg.val_fraction * train))) if cfg.val_fraction > 0 else 0   # as hold_out
+    kept = train - held
+    return {"task_sizes": sizes, "train_per_class": kept, "val_per_class": train - kept, "test_per_class": test,
+            "train_images": sum(sizes) * kept, "test_images": sum(sizes) * test}
+
+
 def estimate_seconds(cfg: Config, methods: list, train_images_per_second: float, figures: bool = True,
                      per_task_figure_images: int = 32) -> dict:
     """What a comparison of `methods` on cfg costs, from a measured C-LoRA training throughput on this machine
-    (`measure_throughput(...)["images_per_second"]`). Counts, per method: training steps (full batches, every
-    epoch); forward passes for evaluation after every task (test images of the classes seen; validation too),
-    for the class statistics of head alignment, for drift compensation and for InfLoRA's two covariance passes;
-    and, for the methods with adapters, the interference passes of the figures. A forward pass is taken to cost
-    1 / TRAIN_FLOPS_MULTIPLE of a training image. Head alignment's own work (a Cholesky per class, the head's
-    steps) is left out: seconds at most. Returns {method: seconds, "total": seconds}."""
+    (`measure_throughput(...)["images_per_second"]`). Counts (image_counts: each benchmark's own sizes, uneven
+    task_sizes too), per method: training steps (full batches, every epoch); forward passes for evaluation after
+    every task (test images of the classes seen; validation too), for the class statistics of head alignment, for
+    drift compensation and for InfLoRA's two covariance passes; and, for the methods with adapters, the
+    interference passes of the figures. A forward pass is taken to cost 1 / TRAIN_FLOPS_MULTIPLE of a training
+    image. Head alignment's own work (a Cholesky per class, the head's steps) is left out: seconds at most.
+    Returns {method: seconds, "total": seconds}."""
     from .continual.presets import preset_config
-    train_per_class = 500 if cfg.benchmark.startswith("split_cifar") else cfg.train_per_class
-    test_per_class = 100 if cfg.benchmark.startswith("split_cifar") else cfg.test_per_class
-    classes = {"split_cifar100": 100, "split_cifar10": 10, "split_fashion_mnist": 10}.get(cfg.benchmark, cfg.classes)
-    train_per_class = round(train_per_class * (1 - cfg.val_fraction))
-    T, per_task = cfg.tasks, classes // cfg.tasks
+    n = image_counts(cfg)
+    sizes, train_per_class, test_per_class = n["task_sizes"], n["train_per_class"], n["test_per_class"]
+    T, classes = len(sizes), sum(sizes)
     forward_ips = train_images_per_second * TRAIN_FLOPS_MULTIPLE["clora"]
     out = {}
     for name in methods:
         c = preset_config(name, cfg)
         multiple = TRAIN_FLOPS_MULTIPLE.get(c.method, 2)
         steps = (classes * train_per_class // c.batch) if c.method == "joint" else \
-            T * (per_task * train_per_class // c.batch)
+            sum(k * train_per_class // c.batch for k in sizes)
         train = steps * c.batch * c.epochs * multiple / (2 * train_images_per_second)
-        seen = [classes] if c.method == "joint" else [per_task * (t + 1) for t in range(T)]
-        forward = sum(seen) * test_per_class * (1 + (cfg.val_fraction > 0) * 0.25)
+        seen = [classes] if c.method == "joint" else [sum(sizes[:t + 1]) for t in range(T)]
+        forward = sum(seen) * (test_per_class + n["val_per_class"])   # evaluation after every task
         forward += classes * train_per_class * (1 + (c.drift_ridge is not None) + 2 * (c.method == "inflora"))
         if figures and c.method not in ("frozen", "finetune", "joint"):
             forward += T * (T + 1) / 2 * per_task_figure_images

@@ -297,7 +297,18 @@ def test_lora_per_task_merges_then_starts_fresh_with_the_same_function():
     learner.begin_task(1, [2, 3])
     torch.testing.assert_close(learner.backbone(x), before, atol=1e-5, rtol=1e-5)
     assert all(p.abs().sum() == 0 for n, p in learner.named_parameters() if n.endswith("lora_B"))
-    assert learner.stored_params() > make_learner(vit.build("vit_tiny"), 6, small(method="seq_lora")).stored_params()
+
+
+@pytest.mark.parametrize("method", ["lora_per_task", "inflora"])
+def test_methods_that_fold_into_W0_store_what_the_frozen_backbone_stores(method):
+    """lora_per_task and InfLoRA both fold each finished adapter into W0, so serving every task needs the merged
+    backbone and the head only: both are counted alike, as the frozen backbone, however many tasks have passed."""
+    frozen = make_learner(vit.build("vit_tiny"), 6, small(method="frozen")).stored_params()
+    learner = make_learner(vit.build("vit_tiny"), 6, small(method=method))
+    assert learner.folds_into_base
+    for t in range(3):
+        learner.begin_task(t, [2 * t, 2 * t + 1])
+        assert learner.stored_params() == frozen, (method, t)
 
 
 def test_align_head_separates_classes_the_masked_head_never_compared():

@@ -381,9 +381,11 @@ def layer_shapes(run: Run) -> list[tuple[int, int]]:
 
 
 def stored_adapter_params(shapes: list, rank: int, tasks: int) -> dict:
-    """Adapter numbers one must keep to serve every task so far, after 1..`tasks` tasks, as (tasks,) arrays:
-    "clora": one A, B and r x r routing per layer, flat; "lora_per_task": one A, B per layer per task, growing
-    linearly; "seq_lora": one A, B per layer (flat, but it keeps no earlier task). shapes: [(d_out, d_in)]."""
+    """Adapter numbers kept after 1..`tasks` tasks, as (tasks,) arrays: "clora": one A, B and r x r routing per
+    layer, flat; "lora_per_task": one A, B per layer per task if the adapters are kept apart (to reweight or drop
+    one), growing linearly (summed with fixed weights they fold into W0 instead and cost nothing to serve: that is
+    how the kit runs lora_per_task, and `Learner.stored_params` counts it so); "seq_lora": one A, B per layer
+    (flat, but it keeps no earlier task). shapes: [(d_out, d_in)]."""
     lora = sum(rank * (d_in + d_out) for d_out, d_in in shapes)
     n = np.arange(1, tasks + 1)
     return {"clora": np.full(tasks, lora + rank * rank * len(shapes)), "lora_per_task": lora * n,

@@ -33,8 +33,11 @@ class LoRAPerTask(SeqLoRA):
     """A new LoRA per task, old ones frozen, all summed at inference: the stack of adapters.
 
     Summing frozen old LoRAs is the same function and the same gradients as folding them into W0, so at the
-    start of each task the previous LoRA is folded into W0 and a fresh one (new A, B = 0) begins. Storage still
-    grows with the number of tasks for anyone who keeps the adapters apart: `stored_params` counts them."""
+    start of each task the previous LoRA is folded into W0 and a fresh one (new A, B = 0) begins. Its
+    `stored_params` is therefore the merged backbone and the head, counted as for InfLoRA, which folds its old
+    branches the same way: a stack summed with fixed weights needs nothing kept apart to serve every task. It
+    grows by one A, B per layer per task only for anyone who keeps the adapters apart (to reweight or drop one,
+    as SD-LoRA reweights): `inside.analysis.stored_adapter_params` counts that."""
     folds_into_base = True
 
     def begin_task(self, t, labels):
@@ -42,9 +45,6 @@ class LoRAPerTask(SeqLoRA):
         if t > 0:
             for m in self.adapters.values():
                 m.fold_into_base(reinit_A=True)
-
-    def stored_params(self):
-        return super().stored_params() + self.adapter_numel() * (self.t + 1)
 
 
 class Joint(SeqLoRA):

@@ -299,7 +299,7 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The accuracy matrix $R[t][j]$ shows *where* accuracy goes: row $t$ is the model after task $t$, column $j$ its
+# The accuracy matrix `acc_matrix[t][j]` shows *where* accuracy goes: row $t$ is the model after task $t$, column $j$ its
 # accuracy on task $j$. A method that forgets has a bright diagonal (it learned each task) and a dark lower
 # triangle (it lost it later). The frozen backbone comes first; the joint upper bound is a single number,
 # written in the title.
@@ -314,7 +314,7 @@ for ax, r in zip(axes.flat, panels):
     ax.set_title(f"{r['label']} (last {r['last_acc']:.1f} %)", fontsize=9)
 for ax in list(axes.flat)[len(panels):]:
     ax.axis("off")
-fig.suptitle(f"R[t][j], accuracy on task j after task t (%); joint upper bound: {by['joint']['last_acc']:.1f} %")
+fig.suptitle(f"acc_matrix[t][j], accuracy on task j after task t (%); joint upper bound: {by['joint']['last_acc']:.1f} %")
 fig.tight_layout()
 plt.show()
 

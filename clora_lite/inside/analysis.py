@@ -366,7 +366,7 @@ def acc_matrix(results: dict) -> np.ndarray:
 
 
 def forgetting_per_task(results: dict) -> np.ndarray:
-    """(T-1,) points lost per task j < T-1: max_{j<=t<T-1} R[t][j] - R[T-1][j] (metrics.forgetting's terms)."""
+    """(T-1,) points lost per task j < T-1: max_{j<=t<T-1} acc[t][j] - acc[T-1][j] (metrics.forgetting's terms)."""
     M = acc_matrix(results)
     T = len(M)
     return np.array([np.nanmax(M[j:T - 1, j]) - M[T - 1, j] for j in range(T - 1)])

@@ -101,12 +101,12 @@ def text_color(rgba) -> str:
 # ---------- accuracy matrices ----------
 
 def plot_acc_matrix(results: dict, ax=None):
-    """R[t][j] of one run as a heatmap (matplotlib)."""
+    """acc_matrix[t][j] of one run (accuracy on task j after task t) as a heatmap (matplotlib)."""
     ax = ax or plt.subplots(figsize=(4.2, 3.6))[1]
     imshow(ax, acc_matrix(results), "accuracy (%)", 0, 100, fmt=".0f")
     ax.set_xlabel("evaluated on task j")
     ax.set_ylabel("after training task t")
-    ax.set_title(f"{label(results)}: R[t][j] (%)")
+    ax.set_title(f"{label(results)}: acc_matrix[t][j] (%)")
     return ax
 
 
@@ -116,7 +116,7 @@ def _reference_note(refs: list) -> str:
 
 
 def acc_matrix_figure(all_results: list) -> "go.Figure":
-    """Accuracy matrices R[t][j] (%) of the non-reference methods side by side (plotly); the frozen backbone's
+    """Accuracy matrices acc_matrix[t][j] (%) of the non-reference methods side by side (plotly); the frozen backbone's
     and the joint upper bound's final accuracy over all classes are written under the title."""
     runs = [r for r in all_results if not _is_ref(r)]
     fig = side_by_side(len(runs), [f"{label(r)} (last {r['seen_acc'][-1]:.1f} %)" for r in runs])

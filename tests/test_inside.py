@@ -289,7 +289,9 @@ def test_one_colour_per_method_and_its_variants():
     from clora_lite.methods import METHODS
     assert all(m in METHOD_COLORS for m in METHODS)   # every method has its own colour ...
     assert len({METHOD_COLORS[m] for m in METHODS}) == len(METHODS)   # ... and no two share one
-    assert method_color("clora_left") == method_color("clora") and method_color("seq_lora_x") == "#ff7f0e"
+    assert method_color("clora_x") == method_color("clora") and method_color("seq_lora_x") == "#ff7f0e"
+    ablations = ["clora", "clora_no_orth", "clora_no_stopgrad", "clora_left"]   # chapter 04 plots them together
+    assert len({method_color(m) for m in ablations}) == len(ablations)
     assert method_color("unknown") == "#e377c2"
     import plotly.graph_objects as go   # plotly must accept every colour (it rejects matplotlib's "tab:blue")
     for c in [*METHOD_COLORS.values(), method_color("unknown")]:

@@ -26,7 +26,7 @@ METHOD_COLORS = {
     "frozen": "#7f7f7f", "joint": "#000000", "finetune": "#d62728", "seq_lora": "#ff7f0e",
     "lora_per_task": "#8c564b", "clora": "#1f77b4", "clora_no_orth": "#8fbce6", "clora_warm_drift": "#000080",
     "inflora": "#2ca02c", "sdlora": "#9467bd", "first_session": "#bcbd22", "ncm": "#17becf",
-    "seq_lora_warm_drift": "#b35900",
+    "seq_lora_warm_drift": "#b35900", "clora_no_stopgrad": "#006d77", "clora_left": "#d4a017",
 }
 OTHER_COLOR = "#e377c2"   # a name no method or preset starts with
 

@@ -89,8 +89,8 @@ def test_forgetting_figure_curves_and_reference_lines():
     np.testing.assert_allclose(by["clora"].y, [81.0, 71.0])      # R[1][1], R[2][1]
     np.testing.assert_array_equal(by["clora"].x, [2, 3])
     assert by["frozen backbone"].line.dash == "dash"
-    assert list(by["joint (upper bound)"].y) == [91.0, 91.0] and by["joint (upper bound)"].line.dash == "dot"
-    assert list(by["joint (upper bound)"].x) == [1, T]             # a level over the whole stream
+    assert list(by["joint (upper bound, end of stream)"].y) == [91.0, 91.0] and by["joint (upper bound, end of stream)"].line.dash == "dot"
+    assert list(by["joint (upper bound, end of stream)"].x) == [1, T]             # a level over the whole stream
     # the data span 40..92 %: the axis shows 30..100 and says it does not start at 0
     assert fig.layout.yaxis.title.text == "accuracy on task 2 (%; axis from 30)"
     assert tuple(fig.layout.yaxis.range) == (30, 100) and fig.layout.xaxis.title.text == "tasks learned"

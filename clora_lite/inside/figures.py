@@ -147,25 +147,30 @@ def plot_routing(hists: dict, t: int):
     """matplotlib twin of `routing_figure`, plus, over the tasks, the share of R_delta's energy inside R_old's
     kept subspaces (what the orthogonality penalty fights) with its chance level kept / r, and the size
     ||R_delta|| / ||R_old|| (the other way to lower the penalty). Returns the Figure."""
-    fig, axes = plt.subplots(len(hists), 5, figsize=(20, 3.6 * len(hists)), squeeze=False)
+    # two rows of three panels per method (not five in a row): the figure stays narrow enough for its titles to
+    # be read where a notebook shows it scaled to the page width
+    grid = plt.subplots(2 * len(hists), 3, figsize=(13, 7.2 * len(hists)), squeeze=False)
+    fig, axes = grid[0], [list(grid[1][2 * i]) + list(grid[1][2 * i + 1][:2]) for i in range(len(hists))]
+    for i in range(len(hists)):
+        grid[1][2 * i + 1][2].remove()
     # one size axis for every row, so a small R_delta looks small next to a large one
     size_top = max(10.0, 1.1 * max(np.nanmax(100 * h["size"], initial=0) for h in hists.values()))
     for row, (name, h) in zip(axes, hists.items()):
         for ax, key, title in ((row[0], "R_old", f"{name}: R_old (tasks < {t + 1})"),
                                (row[1], "R_delta", f"R_delta (task {t + 1})")):
-            lim = _limit(h[key][t])   # own symmetric scale, as in routing_figure
-            title += " = 0" if not np.any(h[key][t]) else ""
+            lim = _limit(h[key][t])   # own symmetric scale, as in routing_figure: the title says how big
+            title += " = 0" if not np.any(h[key][t]) else f"\nown colour scale, max |entry| {lim:.2g}"
             imshow(ax, h[key][t], "routing weight", -lim, lim, "RdBu", fmt=None, ticks=False)
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # whole indices, not half-steps
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-            ax.set_title(title, fontsize=9)
+            ax.set_title(title, fontsize=10)
             ax.set_xlabel("column j (from A)")
             ax.set_ylabel("row i (to B)")
         r = h["R_old"].shape[1]
         row[2].bar(np.arange(1, r + 1) - 0.2, h["sv_old"][t], 0.4, label="R_old", color=SV_COLORS["R_old"])
         row[2].bar(np.arange(1, r + 1) + 0.2, h["sv_delta"][t], 0.4, label="R_delta", color=SV_COLORS["R_delta"])
         row[2].set(xlabel="singular value index", ylabel="singular value")
-        row[2].set_title(_routing_title(h, t).replace("; ", "\n"), fontsize=8)
+        row[2].set_title(_routing_title(h, t).replace("; ", "\n").replace(", ‖", ",\n‖"), fontsize=9)
         row[2].legend(fontsize=8)
         x, color = np.arange(1, len(h["share_left"]) + 1), method_color(name)
         row[3].plot(x, 100 * h["share_left"], "o-", color=color, label="left (U_oldᵀ R_delta)")
@@ -173,11 +178,11 @@ def plot_routing(hists: dict, t: int):
         chance = np.where(h["kept"] > 0, 100 * h["kept"] / h["R_old"].shape[1], np.nan)
         row[3].plot(x, chance, ":", color="k", label="a random R_delta (kept / r)")
         row[3].set(xlabel="task", ylabel="share of ‖R_delta‖² (%)", ylim=(0, 100))
-        row[3].set_title("R_delta's energy inside R_old's kept subspaces", fontsize=9)
-        row[3].legend(fontsize=7)
+        row[3].set_title(f"{name}: R_delta's energy inside R_old's kept subspaces", fontsize=10)
+        row[3].legend(fontsize=8)
         row[4].plot(x, 100 * h["size"], "o-", color=color)
         row[4].set(xlabel="task", ylabel="‖R_delta‖ / ‖R_old‖ (%)", ylim=(0, size_top))
-        row[4].set_title("size of the new routing against the old", fontsize=9)
+        row[4].set_title("size of the new routing against the old", fontsize=10)
         for ax in row[3:]:
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlim(0.7, len(x) + 0.3)

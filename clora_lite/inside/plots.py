@@ -85,7 +85,7 @@ def imshow(ax, M: np.ndarray, colorbar: str, vmin=None, vmax=None, cmap="viridis
     if fmt is not None and M.size <= 100:
         for (i, j), v in np.ndenumerate(M):
             if not np.isnan(v):
-                ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=7, color=text_color(im.cmap(im.norm(v))))
+                ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=8, color=text_color(im.cmap(im.norm(v))))
     ax.figure.colorbar(im, ax=ax, fraction=0.046).set_label(colorbar)   # also sets im.colorbar
     return im
 
@@ -140,7 +140,7 @@ def plot_curves(all_results: list, ax=None):
     for i, r in enumerate(all_results):
         A = r["seen_acc"]
         if len(A) == 1:   # joint: one number, drawn as a dotted level
-            ax.axhline(A[0], ls=":", color=METHOD_COLORS["joint"], label=f"{label(r)} (upper bound)")
+            ax.axhline(A[0], ls=":", color=METHOD_COLORS["joint"], label=f"{label(r)} (upper bound, end of stream)")
         elif r["method"] == "frozen":
             ax.plot(range(1, len(A) + 1), A, ls="--", color=METHOD_COLORS["frozen"], marker=".",
                     label=f"{label(r)} backbone")
@@ -189,7 +189,7 @@ def forgetting_figure(all_results: list, task: int = 0) -> "go.Figure":
     for i, r in enumerate(all_results):
         x, y = task_curve(r, task)
         if r["method"] == "joint":
-            fig.add_trace(go.Scatter(x=[1, T], y=[y[0], y[0]], mode="lines", name=f"{label(r)} (upper bound)",
+            fig.add_trace(go.Scatter(x=[1, T], y=[y[0], y[0]], mode="lines", name=f"{label(r)} (upper bound, end of stream)",
                                      line=dict(dash="dot", color=METHOD_COLORS["joint"])))
         elif r["method"] == "frozen":
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=f"{label(r)} backbone",
@@ -213,7 +213,7 @@ def plot_forgetting(all_results: list, task: int = 0, ax=None):
     for i, r in enumerate(all_results):
         x, y = task_curve(r, task)
         if r["method"] == "joint":
-            ax.hlines(y[0], 1, T, ls=":", color=METHOD_COLORS["joint"], label=f"{label(r)} (upper bound)")
+            ax.hlines(y[0], 1, T, ls=":", color=METHOD_COLORS["joint"], label=f"{label(r)} (upper bound, end of stream)")
         elif r["method"] == "frozen":
             ax.plot(x, y, ls="--", color=METHOD_COLORS["frozen"], marker=".", label=f"{label(r)} backbone")
         else:

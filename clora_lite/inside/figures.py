@@ -117,7 +117,7 @@ def routing_figure(hists: dict, t: int) -> "go.Figure":
     titles = [s for n, h in hists.items() for s in (
         f"{n}: R_old (tasks < {t + 1}){zero(h, 'R_old')}, eff. rank {h['erank_old'][t]:.1f}",
         f"R_delta (task {t + 1}){zero(h, 'R_delta')}, eff. rank {h['erank_delta'][t]:.1f}",
-        f"singular values; R_delta inside R_old's: {_share(h, t)}")]
+        f"R_delta inside R_old's: {_share(h, t)}")]   # short: the panel's title must fit its width
     fig = make_subplots(len(hists), 3, subplot_titles=titles, horizontal_spacing=0.16, vertical_spacing=0.22)
     for row, (name, h) in enumerate(hists.items(), 1):
         r = h["R_old"].shape[1]

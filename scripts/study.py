@@ -22,7 +22,6 @@ Cost on 2 CPU cores (vit_tiny, 32 px): 5 to 60 s per run; the four older protoco
 """
 import argparse
 import json
-import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -95,8 +94,8 @@ def rows_of(bench: str) -> list:
     return list(tuned_rows(bench)) + ([] if bench == "domains" else list(ABLATIONS))
 
 
-def base_config(bench: str, method: str, settings: dict = {}) -> Config:
-    return Config.from_dict({**BENCHES[bench], "method": method, **settings})
+def base_config(bench: str, method: str, settings: dict | None = None) -> Config:
+    return Config.from_dict({**BENCHES[bench], "method": method, **(settings or {})})
 
 
 def read_json(path: Path, default=None):
@@ -168,11 +167,15 @@ def summarize(out: Path) -> dict:
                               "joint_minus_frozen": None if not (fr and jo) else jo["test_last_mean"] - fr["test_last_mean"],
                               "chosen": chosen, "tune_seeds": sorted(tune_seeds),
                               "methods": {k: stats[k] for k in order + sorted(set(stats) - set(order)) if k in stats}}
-    write_table(summary, out)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    table = table_text(summary)
+    (out / "table.md").write_text(table)
+    print(table)
     return summary
 
 
-def write_table(summary: dict, out: Path) -> None:
+def table_text(summary: dict) -> str:
+    """table.md: one markdown table per protocol."""
     def f1(x, s=None):
         return "-" if x is None else (f"{x:.1f}" if s is None else f"{x:.1f} ± {s:.1f}")
     lines = ["# Headroom study (test Last-Acc, mean ± std over the test seeds; settings chosen on the mean "
@@ -189,9 +192,7 @@ def write_table(summary: dict, out: Path) -> None:
             lines.append(f"| {label} | {st} | {len(s['seeds'])} | {f1(s['test_last_mean'], s['test_last_std'])} | "
                          f"{f1(s['forgetting_mean'], s['forgetting_std'])} | {f1(s['val_last_mean'], s['val_last_std'])} | {gf} |")
         lines.append("")
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    (out / "table.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    return "\n".join(lines)
 
 
 def ship(summary: dict) -> None:
@@ -200,10 +201,7 @@ def ship(summary: dict) -> None:
     shipped = {**read_json(path, {}), **summary}
     shipped = {b: shipped[b] for b in BENCHES if b in shipped}
     path.write_text(json.dumps(shipped, indent=1))
-    tmp = ROOT / "runs" / "ship_table"
-    tmp.mkdir(parents=True, exist_ok=True)
-    write_table(shipped, tmp)
-    shutil.copy(tmp / "table.md", ROOT / "data" / "headroom_study.md")
+    (ROOT / "data" / "headroom_study.md").write_text(table_text(shipped))
 
 
 def main(argv=None):
